@@ -1,0 +1,3 @@
+"""ponder: think hard with local reasoning models."""
+
+__version__ = "0.1.0"

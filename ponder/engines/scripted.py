@@ -1,0 +1,207 @@
+"""A fake engine that replays queued outputs, for fast deterministic tests.
+
+Queue outputs with :meth:`ScriptedEngine.enqueue`; every new sequence (from `start`, a
+`fork`, or the continuation after an `inject`) takes the next queued script. Text is split
+into word-sized tokens. Stop strings, max tokens, budgets, aborts, injections and forks
+behave as the real engines do, so strategies can be tested without a model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ponder.engines.base import Message, Sampling
+from ponder.errors import ContextOverflowError, EngineError, InputError
+from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+
+_TOKEN_RE = re.compile(r"\s*\S+|\s+")
+
+
+def split_tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text)
+
+
+@dataclass(frozen=True)
+class Script:
+    """One queued output. `logprob` is reported for every token (confidence tests)."""
+
+    text: str
+    logprob: float = -0.1
+
+
+@dataclass
+class _Seq:
+    index: int
+    pending: deque[str]
+    logprob: float
+    text: str = ""
+    sampled: int = 0
+    injections: list[str] = field(default_factory=list)
+    done: FinishReason | None = None
+
+
+class ScriptedGeneration:
+    def __init__(self, engine: ScriptedEngine, sampling: Sampling, n: int, budget: int | None):
+        self._engine = engine
+        self._sampling = sampling
+        self._budget = budget
+        self._used = 0
+        self._seqs: list[_Seq] = [self._new_seq(i, "") for i in range(n)]
+        self._closed = False
+
+    def _new_seq(self, index: int, text: str) -> _Seq:
+        script = self._engine._next_script()
+        tokens = deque(split_tokens(script.text)) if script else deque()
+        return _Seq(index=index, pending=tokens, logprob=script.logprob if script else 0.0,
+                    text=text)
+
+    def _find(self, seq: int) -> _Seq:
+        if not 0 <= seq < len(self._seqs):
+            raise EngineError(f"no sequence {seq} in this generation")
+        return self._seqs[seq]
+
+    def abort(self, seq: int, reason: FinishReason = "abort") -> None:
+        s = self._find(seq)
+        if s.done is None:
+            s.done = reason
+            s.pending.clear()
+            s.injections.clear()
+            self._engine.aborted.append(seq)
+
+    def inject(self, seq: int, text: str) -> None:
+        s = self._find(seq)
+        if s.done is None:
+            s.injections.append(text)
+
+    def fork(self, seq: int, k: int) -> list[int]:
+        parent = self._find(seq)
+        if parent.done is not None:
+            raise EngineError(f"cannot fork finished sequence {seq}")
+        new = []
+        for _ in range(k):
+            child = self._new_seq(len(self._seqs), parent.text)
+            child.sampled = parent.sampled
+            self._seqs.append(child)
+            new.append(child.index)
+        return new
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        reported: set[int] = set()
+        while not self._closed:
+            live = [s for s in self._seqs if s.index not in reported]
+            if not live:
+                return
+            for s in live:
+                yield from self._step(s)
+                if s.done is not None and s.index not in reported:
+                    reported.add(s.index)
+                    yield SequenceDone(s.index, s.done, s.text, s.sampled)
+
+    def _step(self, s: _Seq) -> Iterator[EngineEvent]:
+        if s.done is not None:
+            return
+        if s.injections:
+            for text in s.injections:
+                s.text += text
+                yield TokenEvent(s.index, text, injected=True)
+            s.injections.clear()
+            script = self._engine._next_script()
+            s.pending = deque(split_tokens(script.text)) if script else deque()
+            if script:
+                s.logprob = script.logprob
+        if not s.pending:
+            s.done = "eos"
+            return
+        if s.sampled >= self._sampling.max_tokens:
+            s.done = "length"
+            return
+        if self._budget is not None and self._used >= self._budget:
+            s.done = "budget"
+            return
+        piece = s.pending.popleft()
+        s.sampled += 1
+        self._used += 1
+        self._engine.tokens_generated += 1
+        s.text += piece
+        top = None
+        if self._sampling.top_logprobs:
+            top = ((piece, s.logprob),) + tuple(
+                (f"<alt{i}>", s.logprob - 2.0 - i) for i in range(self._sampling.top_logprobs - 1)
+            )
+        yield TokenEvent(s.index, piece, token=hash(piece) & 0xFFFF, logprob=s.logprob,
+                         top_logprobs=top)
+        for stop in self._sampling.stop:
+            cut = s.text.find(stop)
+            if cut >= 0:
+                s.text = s.text[:cut]
+                s.pending.clear()
+                s.done = "stop"
+                return
+        if s.sampled >= self._sampling.max_tokens and s.pending:
+            s.done = "length"
+
+
+class ScriptedEngine:
+    """Replays queued outputs. Records every prompt it was given in `prompts`."""
+
+    def __init__(
+        self,
+        outputs: Sequence[str | Script] = (),
+        *,
+        model_name: str = "scripted",
+        context_length: int = 4096,
+        opens_think: bool = False,
+    ) -> None:
+        self._queue: deque[Script] = deque()
+        self._model_name = model_name
+        self._context_length = context_length
+        self.opens_think = opens_think
+        self.prompts: list[str] = []
+        self.aborted: list[int] = []
+        self.tokens_generated = 0
+        self.enqueue(*outputs)
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    def enqueue(self, *outputs: str | Script) -> ScriptedEngine:
+        for out in outputs:
+            self._queue.append(out if isinstance(out, Script) else Script(out))
+        return self
+
+    def _next_script(self) -> Script | None:
+        return self._queue.popleft() if self._queue else None
+
+    def chat_prompt(self, messages: Sequence[Message]) -> str:
+        body = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+        return body + "<|assistant|>\n" + ("<think>\n" if self.opens_think else "")
+
+    def count_tokens(self, text: str) -> int:
+        return len(split_tokens(text))
+
+    def start(
+        self, prompt: str, sampling: Sampling, n: int = 1, budget: int | None = None
+    ) -> ScriptedGeneration:
+        if n < 1:
+            raise InputError(f"n must be at least 1, got {n}")
+        prompt_tokens = self.count_tokens(prompt)
+        if prompt_tokens >= self._context_length:
+            raise ContextOverflowError(
+                f"prompt is {prompt_tokens} tokens; the context holds {self._context_length}"
+            )
+        self.prompts.append(prompt)
+        return ScriptedGeneration(self, sampling, n, budget)
+
+    def close(self) -> None:
+        self._queue.clear()
