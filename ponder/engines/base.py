@@ -29,7 +29,7 @@ class Sampling:
     texts. ``top_logprobs`` > 0 asks for the k most likely tokens at every step.
     """
 
-    temperature: float = 0.7
+    temperature: float = 0.6
     top_p: float = 0.95
     top_k: int = 40
     min_p: float = 0.05

@@ -1,0 +1,49 @@
+"""The `ponder` command: one module per command group, wired in with one line each."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ponder import __version__
+from ponder.cli import ask, models
+from ponder.cli._errors import report
+
+app = typer.Typer(
+    name="ponder",
+    help="Think hard with local reasoning models: test-time-compute strategies on llama.cpp.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("ask")(ask.ask)
+app.add_typer(models.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ponder {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+) -> None:
+    """Ask local reasoning models hard questions, with a thinking budget."""
+
+
+def main() -> None:
+    """Console-script entry point: domain errors become one line and an exit code."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException as err:  # the one place every failure is mapped for the user
+        sys.exit(report(err))

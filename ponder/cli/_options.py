@@ -1,0 +1,106 @@
+"""Options shared by several commands, defined once as Annotated aliases with help panels."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ponder.errors import InputError
+
+MODEL = "Model"
+THINK = "Thinking and budget"
+OUTPUT = "Output"
+ENGINE = "Engine"
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Model id, alias or path to a .gguf file "
+                 "[default: $PONDER_MODEL, the config file, or the best installed model].",
+                 rich_help_panel=MODEL, show_default=False),
+]
+EffortOpt = Annotated[
+    Optional[str],
+    typer.Option("--effort", "-e", help="How hard to think: low, medium, high or auto.",
+                 rich_help_panel=THINK, show_default=False),
+]
+StrategyOpt = Annotated[
+    Optional[str],
+    typer.Option("--strategy", "-s", help="Strategy to run (overrides the effort's choice).",
+                 rich_help_panel=THINK, show_default=False),
+]
+OptionOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--option", "-o", help="Strategy setting as key=value (repeatable).",
+                 rich_help_panel=THINK, show_default=False),
+]
+BudgetOpt = Annotated[
+    Optional[int],
+    typer.Option("--budget", help="Hard cap on all tokens generated for one question.",
+                 min=1, rich_help_panel=THINK, show_default=False),
+]
+TimeOpt = Annotated[
+    Optional[str],
+    typer.Option("--time", help="Wall-clock cap per question, e.g. 30s, 2m.",
+                 rich_help_panel=THINK, show_default=False),
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="Random seed (same seed, same answer).", rich_help_panel=THINK)
+]
+TemperatureOpt = Annotated[
+    Optional[float],
+    typer.Option("--temperature", "-t", min=0.0, max=5.0, help="Sampling temperature.",
+                 rich_help_panel=THINK, show_default=False),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object per answer.", rich_help_panel=OUTPUT)
+]
+GpuLayersOpt = Annotated[
+    int, typer.Option("--gpu-layers", min=-1, help="Layers to offload to a GPU (-1: all).",
+                      rich_help_panel=ENGINE)
+]
+CtxOpt = Annotated[
+    Optional[int],
+    typer.Option("--ctx", min=256, help="Context size per sequence [default: model's, "
+                 "at most 8192].", rich_help_panel=ENGINE, show_default=False),
+]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option("--threads", min=1, help="CPU threads [default: the free cores].",
+                 rich_help_panel=ENGINE, show_default=False),
+]
+EngineOpt = Annotated[
+    str, typer.Option("--engine", envvar="PONDER_ENGINE", help="Backend: llama (in-process llama.cpp) or openai "
+                      "(an OpenAI-compatible server).", rich_help_panel=ENGINE)
+]
+BaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option("--base-url", help="Server URL for --engine openai, e.g. "
+                 "http://127.0.0.1:8000/v1.", rich_help_panel=ENGINE, show_default=False),
+]
+ApiKeyEnvOpt = Annotated[
+    Optional[str],
+    typer.Option("--api-key-env", help="Environment variable holding the server's API key.",
+                 rich_help_panel=ENGINE, show_default=False),
+]
+FileOpt = Annotated[
+    Optional[Path],
+    typer.Option("--file", "-f", help="Read the question from a file ('-' for stdin).",
+                 show_default=False),
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
+_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'30s', '2m', '1.5h' or plain seconds, to seconds."""
+    if text is None:
+        return None
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise InputError(f"--time {text!r} is not a duration", "use e.g. 30s, 2m or 1h")
+    unit = match.group(2).lower() if match.group(2) else None
+    return float(match.group(1)) * _UNITS[unit]

@@ -1,0 +1,142 @@
+"""`ponder ask`: answer one question, streaming a digest of the thinking."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ponder.cli import _options as opt
+from ponder.cli.render import Renderer, ThinkingMode, print_answer
+from ponder.engines import EngineOptions, Loaded, load_engine
+from ponder.engines.base import Sampling
+from ponder.errors import InputError
+from ponder.events import Result
+from ponder.runner import make_plan, make_task, parse_overrides, result_record, run_plan
+from ponder.strategies.base import StrategyRun
+
+CLOCK = time.monotonic
+
+QuestionArg = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="The question (or use --file, or pipe it on stdin).", show_default=False),
+]
+ThinkingOpt = Annotated[
+    str,
+    typer.Option("--thinking", help="How to show thinking: summary, full or hidden.",
+                 rich_help_panel=opt.OUTPUT),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only the extracted final answer; nothing on "
+                 "stderr.", rich_help_panel=opt.OUTPUT),
+]
+
+
+def ask(
+    question: QuestionArg = None,
+    file: opt.FileOpt = None,
+    model: opt.ModelOpt = None,
+    effort: opt.EffortOpt = None,
+    strategy: opt.StrategyOpt = None,
+    option: opt.OptionOpt = None,
+    budget: opt.BudgetOpt = None,
+    time_limit: opt.TimeOpt = None,
+    seed: opt.SeedOpt = 0,
+    temperature: opt.TemperatureOpt = None,
+    thinking: ThinkingOpt = "summary",
+    json_out: opt.JsonOpt = False,
+    quiet: QuietOpt = False,
+    engine: opt.EngineOpt = "llama",
+    base_url: opt.BaseUrlOpt = None,
+    api_key_env: opt.ApiKeyEnvOpt = None,
+    gpu_layers: opt.GpuLayersOpt = 0,
+    ctx: opt.CtxOpt = None,
+    threads: opt.ThreadsOpt = None,
+) -> None:
+    """Ask a question; the answer goes to stdout, the thinking digest to stderr."""
+    text = read_question(question, file)
+    mode = _thinking_mode(thinking)
+    plan = make_plan(effort, strategy, parse_overrides(option or []))
+    seconds = opt.parse_duration(time_limit)
+    err = Console(stderr=True, quiet=quiet)
+    options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
+                            api_key_env=api_key_env)
+    with err.status("Loading model…", spinner="dots"):
+        loaded = load_engine(engine, options)
+    sampling = Sampling(seed=seed, max_tokens=loaded.engine.context_length)
+    if temperature is not None:
+        sampling = sampling.with_(temperature=temperature)
+    task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
+    started = CLOCK()
+    with Renderer(err, mode, clock=CLOCK) as renderer:
+        result = drive(run_plan(task, plan), renderer)
+    elapsed = CLOCK() - started
+    _emit(text, result, loaded, plan, elapsed, renderer, json_out=json_out, quiet=quiet)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def drive(run: StrategyRun, renderer: Renderer) -> Result:
+    """Feed a strategy's events to the renderer; Ctrl-C makes the strategy wrap up."""
+    pending: BaseException | None = None
+    while True:
+        try:
+            event = run.throw(pending) if pending else next(run)
+            pending = None
+            renderer.handle(event)
+        except StopIteration as stop:
+            result: Result = stop.value
+            return result
+        except KeyboardInterrupt as exc:
+            pending = exc
+
+
+def _emit(question: str, result: Result, loaded: Loaded, plan: object, elapsed: float,
+          renderer: Renderer, *, json_out: bool, quiet: bool) -> None:
+    out = Console()
+    if json_out:
+        record = result_record(question, result, loaded, plan, elapsed)  # type: ignore[arg-type]
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    elif quiet:
+        sys.stdout.write((result.answer or "") + "\n")
+        sys.stdout.flush()
+    else:
+        renderer.summary(result)
+        print_answer(out, result)
+    if result.interrupted:
+        renderer.console.print("ponder: interrupted; the answer above is what was produced "
+                               "so far", style="yellow")
+    elif result.answer is None and not result.text:
+        renderer.console.print("ponder: the model gave no answer", style="yellow")
+
+
+def _thinking_mode(value: str) -> ThinkingMode:
+    if value not in ("summary", "full", "hidden"):
+        raise InputError(f"--thinking {value!r} is not one of summary, full, hidden")
+    return value  # type: ignore[return-value]
+
+
+def read_question(words: list[str] | None, file: Path | None) -> str:
+    """The question from the arguments, --file (or '-'), or piped stdin."""
+    if words and file is not None:
+        raise InputError("give the question as arguments or with --file, not both")
+    if words:
+        return " ".join(words)
+    if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read()
+        try:
+            return file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise InputError(f"cannot read {file}: {reason}") from None
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise InputError("no question given", "pass it as an argument, with --file, or on stdin")

@@ -1,0 +1,234 @@
+"""The terminal renderer: consumes strategy events, draws progress on stderr.
+
+Summary mode shows a live digest (one line for one chain, a panel for many) and afterwards
+a collapsed summary of the thinking; full mode streams the thinking dimmed; hidden mode
+shows a spinner. The answer itself goes to stdout through :func:`print_answer`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from ponder.events import (
+    BudgetUpdate,
+    ChainDone,
+    ChainStarted,
+    ChainText,
+    Result,
+    StrategyEvent,
+    StrategyNote,
+    VoteUpdate,
+)
+
+ThinkingMode = Literal["summary", "full", "hidden"]
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+MAX_ROWS = 12
+MAX_HEADLINES = 8
+
+
+@dataclass
+class ChainView:
+    chain: int
+    label: str = ""
+    tokens: int = 0
+    phase: str = "thinking"
+    status: str = "running"
+    answer: str | None = None
+    confidence: float | None = None
+    tail: str = ""
+
+
+def latest_sentence(text: str) -> str:
+    """The last complete sentence in `text` (empty if none is complete yet)."""
+    parts = _SENTENCE_END.split(text.strip())
+    complete = parts[:-1] if len(parts) > 1 else []
+    if not complete and text.rstrip().endswith((".", "!", "?")):
+        complete = parts
+    return " ".join(complete[-1].split()) if complete else ""
+
+
+def headlines(thinking: str, limit: int = MAX_HEADLINES) -> list[str]:
+    """The first sentence of each reasoning paragraph."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", thinking) if p.strip()]
+    if len(paragraphs) < 2:
+        paragraphs = [p for p in thinking.splitlines() if p.strip()]
+    heads = [" ".join(_SENTENCE_END.split(p.strip())[0].split()) for p in paragraphs]
+    if len(heads) > limit:
+        skipped = len(heads) - limit + 1
+        heads = [*heads[: limit // 2], f"… {skipped} more", *heads[-(limit - limit // 2 - 1):]]
+    return heads
+
+
+class Renderer:
+    """Draws strategy events on `console` (stderr). Use as a context manager."""
+
+    def __init__(
+        self,
+        console: Console,
+        mode: ThinkingMode = "summary",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.console = console
+        self.mode = mode
+        self.clock = clock
+        self.started = clock()
+        self.chains: dict[int, ChainView] = {}
+        self.tally: dict[str, float] = {}
+        self.used = 0
+        self.budget: int | None = None
+        self.note = ""
+        self.thinking_tokens = 0
+        self._live: Live | None = None
+        self._streamed_phase: str | None = None
+
+    def __enter__(self) -> Renderer:
+        if self.console.is_terminal and self.mode != "full":
+            self._live = Live(self, console=self.console, transient=True,
+                              refresh_per_second=8, redirect_stdout=False,
+                              redirect_stderr=False)
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def handle(self, event: StrategyEvent) -> None:
+        if isinstance(event, ChainStarted):
+            self.chains[event.chain] = ChainView(event.chain, event.label)
+        elif isinstance(event, ChainText):
+            self._on_text(event)
+        elif isinstance(event, ChainDone):
+            view = self.chains.setdefault(event.chain, ChainView(event.chain))
+            view.status = event.reason
+            view.answer, view.tokens = event.answer, event.tokens
+            view.confidence = event.confidence
+        elif isinstance(event, VoteUpdate):
+            self.tally = dict(event.tally)
+        elif isinstance(event, BudgetUpdate):
+            self.used, self.budget = event.used, event.budget
+        elif isinstance(event, StrategyNote):
+            self.note = event.text
+
+    def _on_text(self, event: ChainText) -> None:
+        view = self.chains.setdefault(event.chain, ChainView(event.chain))
+        if event.phase == "thinking" and view.phase == "thinking":
+            self.thinking_tokens += max(0, event.tokens - view.tokens)
+        view.tokens, view.phase, view.confidence = event.tokens, event.phase, event.confidence
+        if event.phase == "thinking":
+            view.tail = (view.tail + event.text)[-600:]
+        if self.mode == "full":
+            self._stream(event)
+
+    def _stream(self, event: ChainText) -> None:
+        if len(self.chains) > 1 or event.phase != "thinking":
+            return
+        if self._streamed_phase is None:
+            self.console.print("Thinking…", style="bold dim")
+            self._streamed_phase = "thinking"
+        self.console.print(event.text, style="dim", end="", markup=False, highlight=False)
+
+    def __rich__(self) -> RenderableType:
+        elapsed = self.clock() - self.started
+        if self.mode == "hidden" or not self.chains:
+            return Spinner("dots", Text(f"Thinking… {elapsed:.0f}s", style="dim"))
+        if len(self.chains) == 1:
+            return self._one_line(next(iter(self.chains.values())), elapsed)
+        return self._panel(elapsed)
+
+    def _one_line(self, view: ChainView, elapsed: float) -> RenderableType:
+        verb = "Thinking" if view.phase == "thinking" else "Answering"
+        line = Text(f"{verb} · {elapsed:.1f}s · {view.tokens} tokens", style="bold")
+        sentence = latest_sentence(view.tail)
+        if sentence and view.phase == "thinking":
+            line.append(f" · {sentence}", style="dim")
+        line.truncate(max(20, self.console.width - 3), overflow="ellipsis")
+        return Spinner("dots", line)
+
+    def _panel(self, elapsed: float) -> RenderableType:
+        table = Table(box=None, padding=(0, 1), show_edge=False, pad_edge=False)
+        for col in ("chain", "state", "tokens", "conf", "answer"):
+            table.add_column(col, style="dim" if col == "chain" else None,
+                             justify="right" if col in ("tokens", "conf") else "left")
+        views = list(self.chains.values())[-MAX_ROWS:]
+        for v in views:
+            state = v.phase if v.status == "running" else v.status
+            conf = "" if v.confidence is None else f"{v.confidence:.2f}"
+            table.add_row(f"#{v.chain + 1}", state, str(v.tokens), conf, v.answer or "")
+        parts: list[RenderableType] = [table]
+        if self.tally:
+            parts.append(tally_bars(self.tally, self.console.width))
+        budget = f"/{self.budget:,}" if self.budget else ""
+        footer = f"{self.used:,}{budget} tokens · {elapsed:.1f}s"
+        if self.note:
+            footer += f" · {self.note}"
+        parts.append(Spinner("dots", Text(footer, style="dim")))
+        return Group(*parts)
+
+    def summary(self, result: Result) -> None:
+        """Print the collapsed summary of how the answer was reached (stderr)."""
+        if self.mode == "full" and self._streamed_phase:
+            self.console.print()
+        elapsed = self.clock() - self.started
+        tokens = result.thinking_tokens or self.thinking_tokens
+        chains = len(self.chains)
+        head = f"Thought for {elapsed:.1f}s · {tokens:,} thinking tokens"
+        if chains > 1:
+            head += f" · {chains} chains · {result.completion_tokens:,} tokens in all"
+        if result.interrupted:
+            head += " · interrupted"
+        self.console.print(Text(head, style="bold dim"))
+        if chains > 1:
+            self.console.print(self._panel(elapsed).renderables[0])  # type: ignore[attr-defined]
+            if result.votes:
+                self.console.print(tally_bars(result.votes, self.console.width))
+        elif self.mode == "summary":
+            for line in headlines(result.thinking):
+                text = Text(f"  • {line}", style="dim")
+                text.truncate(max(20, self.console.width - 1), overflow="ellipsis")
+                self.console.print(text)
+
+
+def tally_bars(tally: dict[str, float], width: int) -> RenderableType:
+    """One bar per candidate answer, longest first."""
+    total = sum(tally.values()) or 1.0
+    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+    table.add_column(justify="right", max_width=24, overflow="ellipsis")
+    table.add_column()
+    table.add_column(justify="right")
+    bar_width = max(10, min(40, width - 40))
+    for answer, weight in sorted(tally.items(), key=lambda kv: -kv[1]):
+        filled = round(bar_width * weight / total)
+        bar = Text("█" * filled, style="green") + Text("░" * (bar_width - filled), style="dim")
+        table.add_row(answer, bar, f"{weight:g}")
+    return table
+
+
+def print_answer(console: Console, result: Result) -> None:
+    """The answer text on stdout: Markdown in a terminal, plain text otherwise."""
+    text = result.text.strip() or (result.answer or "")
+    if not text:
+        return
+    if console.is_terminal:
+        console.print(Markdown(text))
+    else:
+        console.file.write(text + "\n")
+        console.file.flush()

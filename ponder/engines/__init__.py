@@ -1,0 +1,77 @@
+"""Engine factories. Backends are imported lazily so that `ponder --help` stays instant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ponder.engines.base import Engine
+from ponder.errors import InputError
+from ponder.thinking import ThinkingStyle
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Everything a factory may need to load a model; hashable so loads can be cached."""
+
+    model: str | None = None
+    gpu_layers: int = 0
+    n_ctx: int | None = None
+    threads: int | None = None
+    slots: int = 8
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass
+class Loaded:
+    engine: Engine
+    style: ThinkingStyle
+    model_id: str
+
+
+Factory = Callable[[EngineOptions], Loaded]
+_FACTORIES: dict[str, Factory] = {}
+_CACHE: dict[tuple[str, EngineOptions], Loaded] = {}
+
+
+def register_engine(name: str, factory: Factory) -> None:
+    _FACTORIES[name] = factory
+    for key in [k for k in _CACHE if k[0] == name]:
+        del _CACHE[key]
+
+
+def engine_names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def load_engine(kind: str, options: EngineOptions) -> Loaded:
+    """Load (once per process) the model `options` names on the `kind` backend."""
+    if kind not in _FACTORIES:
+        raise InputError(f"unknown engine '{kind}'", f"choose from {', '.join(engine_names())}")
+    key = (kind, options)
+    if key not in _CACHE:
+        _CACHE[key] = _FACTORIES[kind](options)
+    return _CACHE[key]
+
+
+def _load_llama(options: EngineOptions) -> Loaded:
+    from ponder.engines.llamacpp import LlamaCppEngine
+    from ponder.registry import resolve_model
+    from ponder.sources import verify
+
+    resolved = resolve_model(options.model)
+    if resolved.entry is not None:
+        verify(resolved.path, resolved.entry)
+    engine = LlamaCppEngine(
+        resolved.path,
+        n_ctx=options.n_ctx,
+        n_slots=options.slots,
+        n_threads=options.threads,
+        gpu_layers=options.gpu_layers,
+    )
+    model_id = resolved.entry.id if resolved.entry else resolved.path.name
+    return Loaded(engine, resolved.thinking, model_id)  # type: ignore[arg-type]
+
+
+register_engine("llama", _load_llama)

@@ -1,0 +1,123 @@
+"""From a question to a strategy run: validation, effort plans, and the JSON record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any
+
+from ponder.engines import Loaded
+from ponder.engines.base import Sampling
+from ponder.errors import ContextOverflowError, InputError
+from ponder.events import Result
+from ponder.strategies import get_strategy
+from ponder.strategies.base import Budget, Clock, StrategyRun, StrategySpec, Task
+from ponder.strategies.effort import DEFAULT_EFFORT, get_effort
+
+MIN_ANSWER_ROOM = 32
+MAX_QUESTION_CHARS = 200_000
+
+
+@dataclass
+class Plan:
+    """The strategy and settings chosen from --effort, --strategy and -o options."""
+
+    effort: str | None
+    spec: StrategySpec[Any]
+    options: Any
+
+    def settings(self) -> dict[str, Any]:
+        return asdict(self.options) if is_dataclass(self.options) else {}
+
+
+def make_plan(
+    effort: str | None, strategy: str | None, overrides: Mapping[str, str] | None = None
+) -> Plan:
+    """Effort picks a strategy and defaults; --strategy replaces it; -o options win."""
+    preset = get_effort(effort or DEFAULT_EFFORT)
+    name = strategy or preset.strategy
+    base = dict(preset.options) if name == preset.strategy else {}
+    base.update(overrides or {})
+    spec = get_strategy(name)
+    return Plan(effort if strategy is None else effort, spec, spec.make_options(base))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`-o key=value` pairs into a dict, with a clear error for malformed ones."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"option '{pair}' must look like key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def make_task(
+    question: str,
+    loaded: Loaded,
+    sampling: Sampling,
+    *,
+    budget: int | None = None,
+    seconds: float | None = None,
+    clock: Clock = time.monotonic,
+) -> Task:
+    """A validated task: a non-empty question whose prompt leaves room to answer."""
+    question = question.strip()
+    if not question:
+        raise InputError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ContextOverflowError(f"the question is {len(question):,} characters; "
+                                   f"the limit is {MAX_QUESTION_CHARS:,}")
+    if budget is not None and budget < 1:
+        raise InputError("--budget must be at least 1 token")
+    task = Task(question, loaded.engine, loaded.style, sampling, Budget(budget, seconds, clock))
+    used = loaded.engine.count_tokens(task.prompt)
+    room = loaded.engine.context_length - used
+    if room < MIN_ANSWER_ROOM:
+        raise ContextOverflowError(
+            f"the question takes {used:,} tokens; the model's context holds "
+            f"{loaded.engine.context_length:,} (with room to answer)"
+        )
+    return task
+
+
+def run_plan(task: Task, plan: Plan) -> StrategyRun:
+    return plan.spec.run(task, plan.options)
+
+
+def drain(run: StrategyRun) -> Result:
+    """Run a strategy to its Result without rendering (the non-streaming fold)."""
+    while True:
+        try:
+            next(run)
+        except StopIteration as stop:
+            result: Result = stop.value
+            return result
+
+
+def result_record(
+    question: str, result: Result, loaded: Loaded, plan: Plan, seconds: float
+) -> dict[str, Any]:
+    """The JSON object `ponder ask --json` prints (and `ponder solve` builds on)."""
+    return {
+        "question": question,
+        "answer": result.answer,
+        "text": result.text,
+        "thinking": result.thinking,
+        "model": loaded.model_id,
+        "effort": plan.effort,
+        "strategy": plan.spec.name,
+        "settings": plan.settings(),
+        "usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "thinking_tokens": result.thinking_tokens,
+        },
+        "seconds": round(seconds, 3),
+        "finish_reason": result.finish_reason,
+        "interrupted": result.interrupted,
+        "samples": [s.to_json() for s in result.samples],
+        "votes": result.votes,
+    }

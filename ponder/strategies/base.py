@@ -1,0 +1,127 @@
+"""What every strategy gets (a Task) and how strategies are described and configured."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, get_type_hints
+
+from ponder.engines.base import Engine, Sampling
+from ponder.errors import InputError
+from ponder.events import Result, StrategyEvent
+from ponder.thinking import ThinkingStyle, build_messages, prompt_opens_think
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Budget:
+    """Tokens and wall-clock time one question may use, across every chain and call."""
+
+    tokens: int | None = None
+    seconds: float | None = None
+    clock: Clock = time.monotonic
+    used: int = 0
+    started: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def remaining(self) -> int | None:
+        return None if self.tokens is None else max(0, self.tokens - self.used)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def out_of_time(self) -> bool:
+        return self.seconds is not None and self.elapsed() >= self.seconds
+
+    def exhausted(self) -> bool:
+        return self.remaining() == 0 or self.out_of_time()
+
+
+@dataclass
+class Task:
+    """One question to answer with one engine, plus the shared accounting."""
+
+    question: str
+    engine: Engine
+    style: ThinkingStyle
+    sampling: Sampling
+    budget: Budget
+    prompt_tokens: int = 0
+    interrupted: bool = False
+    _prompt: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        if self._prompt is None:
+            self._prompt = self.engine.chat_prompt(build_messages(self.question, self.style))
+        return self._prompt
+
+    @property
+    def opens_think(self) -> bool:
+        return prompt_opens_think(self.prompt)
+
+
+StrategyRun = Generator[StrategyEvent, None, Result]
+O = TypeVar("O")
+
+
+@dataclass(frozen=True)
+class StrategySpec(Generic[O]):
+    """A registered strategy: its name, help line, options dataclass and run function."""
+
+    name: str
+    help: str
+    options: type[O]
+    run: Callable[[Task, O], StrategyRun]
+
+    def make_options(self, raw: Mapping[str, Any]) -> O:
+        return parse_options(self.options, raw, self.name)
+
+
+def parse_options(cls: type[O], raw: Mapping[str, Any], owner: str) -> O:
+    """Build an options dataclass from strings or values, with one-line errors."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"{owner} takes: {', '.join(names)}"
+            raise InputError(f"unknown option '{key}' for strategy {owner}", hint)
+        values[name] = _coerce(value, hints[name], key)
+    options = cls(**values)
+    check = getattr(options, "validate", None)
+    if callable(check):
+        check()
+    return options
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    kind = hint if isinstance(hint, type) else next(
+        (t for t in getattr(hint, "__args__", ()) if t is not type(None)), str
+    )
+    if value.lower() in ("none", "null") and type(None) in getattr(hint, "__args__", ()):
+        return None
+    try:
+        if kind is bool:
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true", "yes", "on")
+        return kind(value)
+    except ValueError:
+        raise InputError(f"option {key}={value!r} is not a valid {kind.__name__}") from None
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise an InputError when an option check fails (used by options' validate())."""
+    if not condition:
+        raise InputError(message)

@@ -1,0 +1,211 @@
+"""Running chains of thought on an engine: the machinery every strategy shares.
+
+`run_chains` starts n continuations of the task's prompt (plus an optional prefix the
+chains continue from), splits each into thinking and answer as it streams, closes thinking
+at a cap, keeps to the task's token and time budget, and turns engine events into chain
+events. When budget or time runs out it forces final answers from the partial chains with
+what is left; on Ctrl-C it stops and keeps what was produced. It returns the samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+from ponder.answers import extract_answer
+from ponder.engines.base import Generation, Sampling
+from ponder.events import (
+    BudgetUpdate,
+    ChainDone,
+    ChainStarted,
+    ChainText,
+    FinishReason,
+    Sample,
+    SequenceDone,
+    StrategyEvent,
+    TokenEvent,
+)
+from ponder.strategies.base import Task
+from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
+
+FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
+
+
+@dataclass
+class ChainState:
+    """A chain as it streams; `on_token` callbacks may read and annotate it."""
+
+    chain: int
+    splitter: ThinkSplitter
+    text: str = ""
+    tokens: int = 0
+    thinking_tokens: int = 0
+    capped: bool = False
+    logprobs: list[float] = field(default_factory=list)
+    top_logprobs: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
+    confidence: float | None = None
+    sample: Sample | None = None
+
+
+OnToken = Callable[[ChainState, TokenEvent], "FinishReason | None"]
+Chains = Generator[StrategyEvent, None, list[Sample]]
+
+
+@dataclass
+class ChainConfig:
+    """How chains run: thinking cap, tokens kept back to force answers, a display label."""
+
+    think_cap: int | None = None
+    answer_reserve: int = 64
+    answer_tokens: int = 1024
+    force_answers: bool = True
+    label: str = ""
+
+
+def run_chains(
+    task: Task,
+    n: int,
+    config: ChainConfig,
+    *,
+    sampling: Sampling | None = None,
+    first_chain: int = 0,
+    prefix: str = "",
+    on_token: OnToken | None = None,
+) -> Chains:
+    """Run n chains to completion; yields chain events, returns their samples in order."""
+    sampling = sampling or task.sampling
+    if config.think_cap is not None:
+        limit = config.think_cap + config.answer_tokens
+        sampling = sampling.with_(max_tokens=min(sampling.max_tokens, limit))
+    remaining = task.budget.remaining()
+    if task.interrupted or remaining == 0 or task.budget.out_of_time():
+        return []
+    budget = None if remaining is None else remaining - _reserve(remaining, n, config)
+    prompt = task.prompt + prefix
+    gen = task.engine.start(prompt, sampling, n=n, budget=budget)
+    task.prompt_tokens += task.engine.count_tokens(prompt)
+    states: dict[int, ChainState] = {}
+    try:
+        for event in gen:
+            st = states.get(event.seq)
+            if st is None:
+                st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
+                yield ChainStarted(st.chain, config.label)
+            if isinstance(event, TokenEvent):
+                yield from _on_token(task, gen, st, event, config, on_token)
+            elif isinstance(event, SequenceDone):
+                st.sample = _finish(task, st, event.reason)
+                yield _done_event(st.sample)
+            if task.budget.out_of_time():
+                for seq, other in states.items():
+                    if other.sample is None:
+                        gen.abort(seq, "time")
+    except KeyboardInterrupt:
+        task.interrupted = True
+        for st in states.values():
+            if st.sample is None:
+                st.sample = _finish(task, st, "interrupted")
+                yield _done_event(st.sample)
+    finally:
+        gen.close()
+    ordered = [states[k] for k in sorted(states)]
+    if config.force_answers and not task.interrupted:
+        yield from _force_answers(task, ordered, config)
+    yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
+    return [st.sample for st in ordered if st.sample is not None]
+
+
+def _new_state(task: Task, chain: int, prefix: str) -> ChainState:
+    st = ChainState(chain, ThinkSplitter(task.opens_think), text=prefix)
+    st.splitter.feed(prefix)
+    return st
+
+
+def _reserve(remaining: int, n: int, config: ChainConfig) -> int:
+    """Tokens held back from sampling so that cut chains can still state an answer."""
+    if not config.force_answers:
+        return 0
+    return min(config.answer_reserve * n, remaining // 4)
+
+
+def _on_token(
+    task: Task,
+    gen: Generation,
+    st: ChainState,
+    event: TokenEvent,
+    config: ChainConfig,
+    on_token: OnToken | None,
+) -> Generator[StrategyEvent, None, None]:
+    st.text += event.text
+    if not event.injected:
+        st.tokens += 1
+        st.thinking_tokens += st.splitter.phase == "thinking"
+        task.budget.used += 1
+        if event.logprob is not None:
+            st.logprobs.append(event.logprob)
+        if event.top_logprobs is not None:
+            st.top_logprobs.append(event.top_logprobs)
+    for phase, piece in st.splitter.feed(event.text):
+        yield ChainText(st.chain, phase, piece, st.tokens, st.confidence)
+    if (config.think_cap is not None and not st.capped and st.splitter.phase == "thinking"
+            and st.thinking_tokens >= config.think_cap):
+        st.capped = True
+        gen.inject(event.seq, CLOSE_THINKING)
+    if on_token is not None and not event.injected:
+        reason = on_token(st, event)
+        if reason is not None:
+            gen.abort(event.seq, reason)
+    if st.tokens % 16 == 0 and not event.injected:
+        yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
+
+
+def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
+    thinking, answer_text = split_thinking(st.text, task.opens_think)
+    answer = extract_answer(answer_text) if answer_text else None
+    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence)
+
+
+def _done_event(s: Sample) -> ChainDone:
+    return ChainDone(s.chain, s.answer, s.tokens, s.finish_reason, s.confidence, s.score)
+
+
+def _force_answers(task: Task, states: list[ChainState], config: ChainConfig) -> Chains:
+    """Ask chains that were cut short for a final answer, longest first, with what is left."""
+    cut = [st for st in states if st.sample is not None and st.sample.answer is None
+           and st.sample.finish_reason in FORCE_REASONS]
+    for st in sorted(cut, key=lambda s: -s.tokens):
+        remaining = task.budget.remaining()
+        if remaining == 0 or task.interrupted:
+            break
+        limit = config.answer_reserve if remaining is None else min(config.answer_reserve,
+                                                                     remaining)
+        yield from _force_one(task, st, limit)
+    return []
+
+
+def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[StrategyEvent, None, None]:
+    """Close the chain's thinking if still open and let the model write its answer."""
+    if st.splitter.phase == "thinking":
+        if not task.opens_think and THINK_OPEN not in st.text:
+            st.text = THINK_OPEN + "\n" + st.text
+        st.text += CLOSE_THINKING
+        st.splitter = ThinkSplitter(task.opens_think)
+        st.splitter.feed(st.text)
+    sampling = task.sampling.with_(temperature=0.0, max_tokens=max_tokens, seed=0)
+    prompt = task.prompt + st.text
+    gen = task.engine.start(prompt, sampling, n=1, budget=max_tokens)
+    task.prompt_tokens += task.engine.count_tokens(prompt)
+    reason = st.sample.finish_reason if st.sample else "budget"
+    try:
+        for event in gen:
+            if isinstance(event, TokenEvent):
+                yield from _on_token(task, gen, st, event, ChainConfig(), None)
+    except KeyboardInterrupt:
+        task.interrupted = True
+    finally:
+        gen.close()
+    sample = _finish(task, st, reason)
+    if sample.answer is None:
+        sample.answer = extract_answer(sample.thinking)
+    st.sample = sample
+    yield _done_event(sample)
