@@ -38,11 +38,11 @@ def extract_answer(text: str) -> str | None:
     finals = _FINAL_RE.findall(text)
     if finals:
         line = finals[-1].strip().splitlines()[0].strip()
-        numbers = _NUMBER_RE.findall(line)
-        if numbers and len(line) > 40:
-            return numbers[0]
+        in_line: list[str] = _NUMBER_RE.findall(line)
+        if in_line and len(line) > 40:
+            return in_line[0]
         return line.rstrip(".").strip("*$ ") or None
-    numbers = _NUMBER_RE.findall(text)
+    numbers: list[str] = _NUMBER_RE.findall(text)
     return numbers[-1] if numbers else None
 
 

@@ -28,7 +28,9 @@ class Plan:
     options: Any
 
     def settings(self) -> dict[str, Any]:
-        return asdict(self.options) if is_dataclass(self.options) else {}
+        if is_dataclass(self.options) and not isinstance(self.options, type):
+            return asdict(self.options)
+        return {}
 
 
 def make_plan(
@@ -40,7 +42,7 @@ def make_plan(
     base = dict(preset.options) if name == preset.strategy else {}
     base.update(overrides or {})
     spec = get_strategy(name)
-    return Plan(effort if strategy is None else effort, spec, spec.make_options(base))
+    return Plan(effort, spec, spec.make_options(base))
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

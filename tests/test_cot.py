@@ -7,7 +7,6 @@ from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine
 from ponder.events import ChainDone, ChainText, Result
 from ponder.runner import drain, make_plan, make_task, run_plan
-from ponder.strategies.base import StrategyRun
 
 
 def run_cot(engine: ScriptedEngine, budget: int | None = None, **opts: str) -> tuple[Result, list]:

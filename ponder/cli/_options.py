@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,33 +16,33 @@ OUTPUT = "Output"
 ENGINE = "Engine"
 
 ModelOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--model", "-m", help="Model id, alias or path to a .gguf file "
                  "[default: $PONDER_MODEL, the config file, or the best installed model].",
                  rich_help_panel=MODEL, show_default=False),
 ]
 EffortOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--effort", "-e", help="How hard to think: low, medium, high or auto.",
                  rich_help_panel=THINK, show_default=False),
 ]
 StrategyOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--strategy", "-s", help="Strategy to run (overrides the effort's choice).",
                  rich_help_panel=THINK, show_default=False),
 ]
 OptionOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--option", "-o", help="Strategy setting as key=value (repeatable).",
                  rich_help_panel=THINK, show_default=False),
 ]
 BudgetOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--budget", help="Hard cap on all tokens generated for one question.",
                  min=1, rich_help_panel=THINK, show_default=False),
 ]
 TimeOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--time", help="Wall-clock cap per question, e.g. 30s, 2m.",
                  rich_help_panel=THINK, show_default=False),
 ]
@@ -50,7 +50,7 @@ SeedOpt = Annotated[
     int, typer.Option("--seed", help="Random seed (same seed, same answer).", rich_help_panel=THINK)
 ]
 TemperatureOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option("--temperature", "-t", min=0.0, max=5.0, help="Sampling temperature.",
                  rich_help_panel=THINK, show_default=False),
 ]
@@ -62,31 +62,33 @@ GpuLayersOpt = Annotated[
                       rich_help_panel=ENGINE)
 ]
 CtxOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--ctx", min=256, help="Context size per sequence [default: model's, "
                  "at most 8192].", rich_help_panel=ENGINE, show_default=False),
 ]
 ThreadsOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--threads", min=1, help="CPU threads [default: the free cores].",
                  rich_help_panel=ENGINE, show_default=False),
 ]
 EngineOpt = Annotated[
-    str, typer.Option("--engine", envvar="PONDER_ENGINE", help="Backend: llama (in-process llama.cpp) or openai "
-                      "(an OpenAI-compatible server).", rich_help_panel=ENGINE)
+    str,
+    typer.Option("--engine", envvar="PONDER_ENGINE", rich_help_panel=ENGINE,
+                 help="Backend: llama (in-process llama.cpp) or openai (an OpenAI-compatible "
+                 "server)."),
 ]
 BaseUrlOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--base-url", help="Server URL for --engine openai, e.g. "
                  "http://127.0.0.1:8000/v1.", rich_help_panel=ENGINE, show_default=False),
 ]
 ApiKeyEnvOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--api-key-env", help="Environment variable holding the server's API key.",
                  rich_help_panel=ENGINE, show_default=False),
 ]
 FileOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--file", "-f", help="Read the question from a file ('-' for stdin).",
                  show_default=False),
 ]

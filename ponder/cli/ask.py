@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ from ponder.strategies.base import StrategyRun
 CLOCK = time.monotonic
 
 QuestionArg = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Argument(help="The question (or use --file, or pipe it on stdin).", show_default=False),
 ]
 ThinkingOpt = Annotated[

@@ -163,7 +163,7 @@ class Renderer:
         line.truncate(max(20, self.console.width - 3), overflow="ellipsis")
         return Spinner("dots", line)
 
-    def _panel(self, elapsed: float) -> RenderableType:
+    def _chain_table(self) -> Table:
         table = Table(box=None, padding=(0, 1), show_edge=False, pad_edge=False)
         for col in ("chain", "state", "tokens", "conf", "answer"):
             table.add_column(col, style="dim" if col == "chain" else None,
@@ -173,7 +173,10 @@ class Renderer:
             state = v.phase if v.status == "running" else v.status
             conf = "" if v.confidence is None else f"{v.confidence:.2f}"
             table.add_row(f"#{v.chain + 1}", state, str(v.tokens), conf, v.answer or "")
-        parts: list[RenderableType] = [table]
+        return table
+
+    def _panel(self, elapsed: float) -> RenderableType:
+        parts: list[RenderableType] = [self._chain_table()]
         if self.tally:
             parts.append(tally_bars(self.tally, self.console.width))
         budget = f"/{self.budget:,}" if self.budget else ""
@@ -197,7 +200,7 @@ class Renderer:
             head += " · interrupted"
         self.console.print(Text(head, style="bold dim"))
         if chains > 1:
-            self.console.print(self._panel(elapsed).renderables[0])  # type: ignore[attr-defined]
+            self.console.print(self._chain_table())
             if result.votes:
                 self.console.print(tally_bars(result.votes, self.console.width))
         elif self.mode == "summary":

@@ -71,7 +71,7 @@ def _load_llama(options: EngineOptions) -> Loaded:
         gpu_layers=options.gpu_layers,
     )
     model_id = resolved.entry.id if resolved.entry else resolved.path.name
-    return Loaded(engine, resolved.thinking, model_id)  # type: ignore[arg-type]
+    return Loaded(engine, resolved.thinking, model_id)
 
 
 register_engine("llama", _load_llama)

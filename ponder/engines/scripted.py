@@ -131,9 +131,8 @@ class ScriptedGeneration:
         s.text += piece
         top = None
         if self._sampling.top_logprobs:
-            top = ((piece, s.logprob),) + tuple(
-                (f"<alt{i}>", s.logprob - 2.0 - i) for i in range(self._sampling.top_logprobs - 1)
-            )
+            alts = range(self._sampling.top_logprobs - 1)
+            top = ((piece, s.logprob), *((f"<alt{i}>", s.logprob - 2.0 - i) for i in alts))
         yield TokenEvent(s.index, piece, token=hash(piece) & 0xFFFF, logprob=s.logprob,
                          top_logprobs=top)
         for stop in self._sampling.stop:

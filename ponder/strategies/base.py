@@ -68,23 +68,23 @@ class Task:
 
 
 StrategyRun = Generator[StrategyEvent, None, Result]
-O = TypeVar("O")
+OptionsT = TypeVar("OptionsT")
 
 
 @dataclass(frozen=True)
-class StrategySpec(Generic[O]):
+class StrategySpec(Generic[OptionsT]):
     """A registered strategy: its name, help line, options dataclass and run function."""
 
     name: str
     help: str
-    options: type[O]
-    run: Callable[[Task, O], StrategyRun]
+    options: type[OptionsT]
+    run: Callable[[Task, OptionsT], StrategyRun]
 
-    def make_options(self, raw: Mapping[str, Any]) -> O:
+    def make_options(self, raw: Mapping[str, Any]) -> OptionsT:
         return parse_options(self.options, raw, self.name)
 
 
-def parse_options(cls: type[O], raw: Mapping[str, Any], owner: str) -> O:
+def parse_options(cls: type[OptionsT], raw: Mapping[str, Any], owner: str) -> OptionsT:
     """Build an options dataclass from strings or values, with one-line errors."""
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
