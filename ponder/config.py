@@ -36,6 +36,13 @@ def models_dir() -> Path:
     return home_dir() / "models"
 
 
+def hf_cache_dir() -> Path | None:
+    """Hugging Face hub cache to use: ``$PONDER_HF_CACHE``, else None (the hub's default,
+    which honours ``HF_HOME`` / ``HF_HUB_CACHE`` and is shared with other tools)."""
+    env = os.environ.get("PONDER_HF_CACHE")
+    return Path(env).expanduser() if env else None
+
+
 def config_path() -> Path:
     """The config file: ``$PONDER_CONFIG`` or ``<user config dir>/config.toml``."""
     env = os.environ.get("PONDER_CONFIG")
