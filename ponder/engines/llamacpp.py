@@ -1,0 +1,908 @@
+"""In-process llama.cpp engine with true parallel (batched) decoding.
+
+One llama.cpp context holds ``n_slots`` sequence slots plus a *prompt holder* sequence.
+A request evaluates its prompt once into the holder (all but the last prompt token; a
+prefix shared with the previous request is reused), then every sequence that takes a slot
+copies the holder's KV (``llama_memory_seq_cp``, no recomputation: with a unified KV cache
+the cells are shared). Each step decodes the pending token of every live sequence in one
+``llama_decode`` batch and samples each sequence with its own sampler chain (seeded
+``seed + index``). A sequence that finishes frees its slot at once, and the next waiting
+sequence (``n > n_slots``, or a fork) starts in the following step.
+
+Positions: the holder keeps ``prompt[:-1]`` at positions ``0..base-1`` (``base`` =
+prompt length - 1). A sequence's own tokens (``_Seq.tokens``) start with the prompt's last
+token at position ``base``; ``tokens[:n_kv]`` are in its KV, the rest are decoded next step.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import time
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import numpy as np
+import numpy.typing as npt
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from ponder.engines.base import Message, Sampling
+from ponder.errors import ContextOverflowError, EngineError, InputError, ModelFileError
+from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+
+DEFAULT_CTX = 4096
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# Flash attention on CPU: measured with benchmarks/parallel.py (see
+# benchmarks/results/parallel-qwen0.5b.txt); batched decode is faster with it on.
+DEFAULT_FLASH_ATTN = True
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+_LOG_CALLBACK: Any = None  # keeps the ctypes callback alive while llama.cpp holds it
+_BACKEND_READY = False
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_cores() -> int:
+    """CPU cores this process may use that are not busy right now (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    busy = _busy_cpus()
+    return max(1, min(cores, round(cores - busy)))
+
+
+def _read_cpu_times() -> tuple[int, int]:
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields), idle
+
+
+def _busy_cpus(interval: float = 0.2) -> float:
+    """How many CPUs of the machine are busy, measured over `interval` seconds."""
+    try:
+        total0, idle0 = _read_cpu_times()
+        time.sleep(interval)
+        total1, idle1 = _read_cpu_times()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    elapsed = total1 - total0
+    if elapsed <= 0:
+        return 0.0
+    return (1.0 - (idle1 - idle0) / elapsed) * (os.cpu_count() or 1)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Silence llama.cpp's stderr logging unless `verbose`."""
+    global _LOG_CALLBACK
+    if verbose:
+        return
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        return None
+
+    _LOG_CALLBACK = _quiet
+    llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
+
+
+def _backend_init() -> None:
+    global _BACKEND_READY
+    if not _BACKEND_READY:
+        llama_cpp.llama_backend_init()
+        _BACKEND_READY = True
+
+
+def _check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise ModelFileError(f"cannot read model file {path}: {err.strerror}") from err
+    if magic != b"GGUF":
+        raise ModelFileError(f"{path.name} is not a GGUF model file", "re-download it")
+
+
+def _read_metadata(model: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    size = 4096
+    buf = ctypes.create_string_buffer(size)
+    for i in range(llama_cpp.llama_model_meta_count(model)):
+        key = _meta_string(llama_cpp.llama_model_meta_key_by_index, model, i, buf)
+        out[key] = _meta_string(llama_cpp.llama_model_meta_val_str_by_index, model, i, buf)
+    return out
+
+
+def _meta_string(fn: Any, model: Any, i: int, buf: Any) -> str:
+    n = fn(model, i, buf, len(buf))
+    if n >= len(buf):
+        buf = ctypes.create_string_buffer(n + 1)
+        n = fn(model, i, buf, len(buf))
+    return bytes(buf.raw[: max(n, 0)]).decode("utf-8", errors="replace")
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _holdback(text: str, stops: Sequence[str], floor: int) -> int:
+    """Length of the longest suffix of `text[floor:]` that could start a stop string."""
+    best = 0
+    room = len(text) - floor
+    for stop in stops:
+        for k in range(min(len(stop) - 1, room), best, -1):
+            if text.endswith(stop[:k]):
+                best = k
+                break
+    return best
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class GenerationStats:
+    """Counters of one generation (the benchmark reads them)."""
+
+    prompt_tokens: int = 0
+    prompt_reused: int = 0  # prompt tokens whose KV was reused from the previous request
+    prompt_evaluated: int = 0  # prompt tokens decoded into the holder
+    prompt_evals: int = 0  # holder prefills (1 per request, 0 when fully reused)
+    seq_start_tokens: int = 0  # last prompt token / recomputed fork tokens decoded per seq
+    steps: int = 0
+    sampled: int = 0
+    injected: int = 0
+    decode_s: float = 0.0
+    sample_s: float = 0.0
+    step_s: float = 0.0
+    prefill_s: float = 0.0
+
+
+@dataclass
+class _Seq:
+    index: int
+    seed: int
+    tokens: list[int]
+    decoder: codecs.IncrementalDecoder
+    parent: _Seq | None = None
+    n_kv: int = 0
+    slot: int | None = None
+    sampler: Any = None
+    text: str = ""
+    emitted: int = 0
+    scan_from: int = 0
+    sampled: int = 0
+    done: FinishReason | None = None
+    abort_reason: FinishReason | None = None
+    injections: list[str] = field(default_factory=list)
+
+
+def _new_decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+# --------------------------------------------------------------------------- generation
+
+
+class LlamaCppGeneration:
+    """A running batched generation; see :class:`ponder.engines.base.Generation`."""
+
+    def __init__(
+        self,
+        engine: LlamaCppEngine,
+        prompt_tokens: list[int],
+        sampling: Sampling,
+        n: int,
+        budget: int | None,
+    ) -> None:
+        self._engine = engine
+        self._prompt = prompt_tokens
+        self._base = len(prompt_tokens) - 1
+        self._sampling = sampling
+        self._budget = budget
+        self._used = 0
+        self._closed = False
+        self._released = False
+        self._free: list[int] = list(range(engine.n_slots))
+        self._retired: list[_Seq] = []
+        self._seqs: list[_Seq] = [
+            _Seq(i, sampling.seed + i, [prompt_tokens[-1]], _new_decoder()) for i in range(n)
+        ]
+        self.stats = GenerationStats(prompt_tokens=len(prompt_tokens))
+        self._events = self._run()
+
+    # ---- hooks
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        return self._events
+
+    def _find(self, seq: int) -> _Seq:
+        if not 0 <= seq < len(self._seqs):
+            raise EngineError(f"no sequence {seq} in this generation")
+        return self._seqs[seq]
+
+    def abort(self, seq: int, reason: FinishReason = "abort") -> None:
+        s = self._find(seq)
+        if s.done is None and s.abort_reason is None:
+            s.abort_reason = reason
+
+    def inject(self, seq: int, text: str) -> None:
+        s = self._find(seq)
+        if s.done is None and s.abort_reason is None and text:
+            s.injections.append(text)
+
+    def fork(self, seq: int, k: int) -> list[int]:
+        parent = self._find(seq)
+        if parent.done is not None or parent.abort_reason is not None:
+            raise EngineError(f"cannot fork finished sequence {seq}")
+        if k < 0:
+            raise InputError(f"fork needs k >= 0, got {k}")
+        return [self._fork_one(parent).index for _ in range(k)]
+
+    def _fork_one(self, parent: _Seq) -> _Seq:
+        index = len(self._seqs)
+        decoder = _new_decoder()
+        decoder.setstate(parent.decoder.getstate())
+        child = _Seq(
+            index,
+            self._sampling.seed + index,
+            list(parent.tokens),
+            decoder,
+            parent=parent,
+            text=parent.text,
+            emitted=parent.emitted,
+            scan_from=parent.scan_from,
+            sampled=parent.sampled,
+            injections=list(parent.injections),
+        )
+        self._seqs.append(child)
+        return child
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._events.close()
+        finally:
+            self._release()
+
+    # ---- main loop
+
+    def _run(self) -> Generator[EngineEvent, None, None]:
+        try:
+            self._engine._prefill(self._prompt, self.stats)
+            while not self._closed:
+                t0 = time.perf_counter()
+                yield from self._finish_aborted()
+                yield from self._apply_injections()
+                yield from self._finish_exhausted()
+                self._fill_slots()
+                active = [s for s in self._seqs if s.slot is not None and s.done is None]
+                yield from self._enforce_budget(active)
+                active = [s for s in active if s.done is None]
+                if active:
+                    self.stats.steps += 1
+                    yield from self._decode_and_sample(active)
+                elif not any(s.done is None for s in self._seqs):
+                    return
+                self.stats.step_s += time.perf_counter() - t0
+        finally:
+            self._release()
+
+    def _finish_aborted(self) -> Iterator[EngineEvent]:
+        for s in self._seqs:
+            if s.done is None and s.abort_reason is not None:
+                yield from self._finish(s, s.abort_reason)
+
+    def _finish_exhausted(self) -> Iterator[EngineEvent]:
+        """Sequences that may not sample any more (max_tokens reached, e.g. by a fork)."""
+        for s in self._seqs:
+            if s.done is None and s.sampled >= self._sampling.max_tokens:
+                yield from self._finish(s, "length")
+
+    def _apply_injections(self) -> Iterator[EngineEvent]:
+        for s in self._seqs:
+            if s.done is not None or not s.injections:
+                continue
+            rest = s.text[s.emitted :]
+            if rest:
+                yield TokenEvent(s.index, rest)
+            s.decoder.reset()
+            for text in s.injections:
+                ids = self._engine._tokenize(text, add_special=False)
+                s.tokens.extend(ids)
+                s.text += text
+                self.stats.injected += len(ids)
+                yield TokenEvent(s.index, text, token=ids[-1] if ids else -1, injected=True)
+            s.injections.clear()
+            s.emitted = s.scan_from = len(s.text)
+            if self._base + len(s.tokens) > self._engine.context_length:
+                yield from self._finish(s, "length")
+
+    def _enforce_budget(self, active: list[_Seq]) -> Iterator[EngineEvent]:
+        """Live sequences beyond the remaining budget (in index order) finish "budget"."""
+        if self._budget is None:
+            return
+        remaining = self._budget - self._used
+        live = [s for s in self._seqs if s.done is None]
+        if remaining >= len(live):
+            return
+        keep = {s.index for s in live[: max(remaining, 0)]}
+        for s in live:
+            if s.index not in keep:
+                yield from self._finish(s, "budget")
+
+    # ---- slots
+
+    def _fill_slots(self) -> None:
+        waiting = [s for s in self._seqs if s.done is None and s.slot is None]
+        while waiting and self._free:
+            self._assign(waiting.pop(0), self._free.pop(0))
+        for s in list(waiting):
+            if self._take_over(s):
+                waiting.remove(s)
+        mem = self._engine._mem
+        for old in self._retired:
+            if old.slot is not None:
+                llama_cpp.llama_memory_seq_rm(mem, old.slot, -1, -1)
+                self._free.append(old.slot)
+                old.slot = None
+        self._retired.clear()
+        self._free.sort()
+        while waiting and self._free:
+            self._assign(waiting.pop(0), self._free.pop(0))
+
+    def _assign(self, s: _Seq, slot: int) -> None:
+        """Give `s` a free slot, copying its KV from its parent's slot or the holder."""
+        mem = self._engine._mem
+        parent = s.parent
+        if parent is not None and parent.slot is not None and parent.n_kv > 0:
+            s.n_kv = min(parent.n_kv, len(s.tokens) - 1)
+            llama_cpp.llama_memory_seq_cp(mem, parent.slot, slot, -1, self._base + s.n_kv)
+        else:
+            s.n_kv = 0
+            llama_cpp.llama_memory_seq_cp(mem, self._engine.holder_seq, slot, -1, -1)
+        self._start_seq(s, slot)
+
+    def _take_over(self, s: _Seq) -> bool:
+        """A fork child inherits its finished parent's slot, truncated to the fork point."""
+        parent = s.parent
+        if parent is None or parent not in self._retired or parent.slot is None:
+            return False
+        slot, parent.slot = parent.slot, None
+        self._retired.remove(parent)
+        s.n_kv = min(parent.n_kv, len(s.tokens) - 1)
+        llama_cpp.llama_memory_seq_rm(self._engine._mem, slot, self._base + s.n_kv, -1)
+        self._start_seq(s, slot)
+        return True
+
+    def _start_seq(self, s: _Seq, slot: int) -> None:
+        s.slot = slot
+        s.sampler = self._engine._make_sampler(self._sampling, s.seed)
+        self.stats.seq_start_tokens += len(s.tokens) - s.n_kv
+
+    # ---- decode + sample
+
+    def _decode_and_sample(self, active: list[_Seq]) -> Iterator[EngineEvent]:
+        """Decode every active sequence's pending tokens (one batch, split only if it
+        overflows n_batch), then sample one token per sequence."""
+        engine = self._engine
+        batch = engine._batch_view
+        cap = engine.n_batch
+        n = 0
+        outputs: list[tuple[_Seq, int]] = []
+        for s in active:
+            pending = s.tokens[s.n_kv :]
+            while pending:
+                if n == cap:
+                    self._decode(n)
+                    yield from self._sample(outputs)
+                    n, outputs = 0, []
+                take = pending[: cap - n]
+                pending = pending[len(take) :]
+                pos0 = self._base + s.n_kv
+                batch.put(n, take, pos0, s.slot or 0, last_logits=not pending)
+                s.n_kv += len(take)
+                n += len(take)
+                if not pending:
+                    outputs.append((s, n - 1))
+        if n:
+            self._decode(n)
+            yield from self._sample(outputs)
+
+    def _decode(self, n_tokens: int) -> None:
+        t0 = time.perf_counter()
+        self._engine._decode(n_tokens)
+        self.stats.decode_s += time.perf_counter() - t0
+
+    def _sample(self, outputs: list[tuple[_Seq, int]]) -> Iterator[EngineEvent]:
+        if not outputs:
+            return
+        engine = self._engine
+        k = self._sampling.top_logprobs
+        logits = engine._logits(len(outputs))
+        lse, top_ids, top_lp = _logprob_table(logits, k)
+        for row, (s, batch_idx) in enumerate(outputs):
+            if s.done is not None:
+                continue
+            if s.abort_reason is not None:
+                yield from self._finish(s, s.abort_reason)
+                continue
+            t0 = time.perf_counter()
+            tok = llama_cpp.llama_sampler_sample(s.sampler, engine._ctx, batch_idx)
+            self.stats.sample_s += time.perf_counter() - t0
+            logprob = float(logits[row, tok] - lse[row])
+            top = engine._top_pieces(top_ids[row], top_lp[row]) if k else None
+            yield from self._accept(s, tok, logprob, top)
+
+    def _accept(
+        self,
+        s: _Seq,
+        tok: int,
+        logprob: float,
+        top: tuple[tuple[str, float], ...] | None,
+    ) -> Iterator[EngineEvent]:
+        s.tokens.append(tok)
+        s.sampled += 1
+        self._used += 1
+        self.stats.sampled += 1
+        reason = self._reason_after(s, tok)
+        text = self._release_text(s, final=reason is not None)
+        yield TokenEvent(s.index, text, token=tok, logprob=logprob, top_logprobs=top)
+        if reason is not None:
+            yield from self._finish(s, reason)
+
+    def _reason_after(self, s: _Seq, tok: int) -> FinishReason | None:
+        """Add the sampled token's text; why the sequence ends with it, if it does."""
+        if self._engine._is_eog(tok):
+            return "eos"
+        if self._add_text(s, s.decoder.decode(self._engine._piece(tok))):
+            return "stop"
+        out_of_room = self._base + len(s.tokens) > self._engine.context_length
+        if s.sampled >= self._sampling.max_tokens or out_of_room:
+            return "length"
+        return None
+
+    def _add_text(self, s: _Seq, new: str) -> bool:
+        """Append decoded text; on a stop string cut the text there and return True."""
+        if not new:
+            return False
+        stops = self._sampling.stop
+        start = len(s.text)
+        s.text += new
+        if not stops:
+            return False
+        longest = max(len(x) for x in stops)
+        scan = max(s.scan_from, start - longest + 1, 0)
+        cuts = [i for i in (s.text.find(x, scan) for x in stops if x) if i >= 0]
+        if not cuts:
+            return False
+        s.text = s.text[: min(cuts)]
+        return True
+
+    def _release_text(self, s: _Seq, final: bool) -> str:
+        """Text that can be streamed now: all of it when final, else what cannot be the
+        beginning of a stop string."""
+        end = len(s.text)
+        if not final and self._sampling.stop:
+            end -= _holdback(s.text, self._sampling.stop, max(s.scan_from, s.emitted))
+        out = s.text[s.emitted : end] if end > s.emitted else ""
+        s.emitted = max(s.emitted, end)
+        return out
+
+    def _finish(self, s: _Seq, reason: FinishReason) -> Iterator[EngineEvent]:
+        rest = self._release_text(s, final=True)
+        if rest:
+            yield TokenEvent(s.index, rest)
+        s.done = reason
+        s.injections.clear()
+        self._free_sampler(s)
+        if s.slot is not None:
+            self._retired.append(s)
+        yield SequenceDone(s.index, reason, s.text, s.sampled)
+
+    # ---- teardown
+
+    def _free_sampler(self, s: _Seq) -> None:
+        if s.sampler is not None:
+            llama_cpp.llama_sampler_free(s.sampler)
+            s.sampler = None
+
+    def _release(self) -> None:
+        """Free samplers and slots; the holder keeps the prompt for prefix reuse."""
+        if self._released:
+            return
+        self._released = True
+        self._closed = True
+        for s in self._seqs:
+            self._free_sampler(s)
+            s.slot = None
+        self._engine._clear_slots()
+        self._engine._generation_done(self)
+
+
+def _logprob_table(logits: FloatArray, k: int) -> tuple[FloatArray, IntArray, FloatArray]:
+    """Row-wise log-sum-exp and (when k > 0) the top-k tokens and logprobs, sorted."""
+    peak = logits.max(axis=1, keepdims=True)
+    shifted = np.subtract(logits, peak)
+    np.exp(shifted, out=shifted)
+    lse = (peak[:, 0] + np.log(shifted.sum(axis=1))).astype(np.float32)
+    if k <= 0:
+        empty = np.empty((len(logits), 0))
+        return lse, empty.astype(np.int64), empty.astype(np.float32)
+    k = min(k, logits.shape[1])
+    idx = np.argpartition(logits, -k, axis=1)[:, -k:]
+    vals = np.take_along_axis(logits, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    ids = np.take_along_axis(idx, order, axis=1).astype(np.int64)
+    lps = (np.take_along_axis(vals, order, axis=1) - lse[:, None]).astype(np.float32)
+    return lse, ids, lps
+
+
+# --------------------------------------------------------------------------- batch
+
+
+class _Batch:
+    """A reusable llama_batch with numpy views on its arrays (one seq id per token)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.raw = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.token = np.ctypeslib.as_array(self.raw.token, shape=(capacity,))
+        self.pos = np.ctypeslib.as_array(self.raw.pos, shape=(capacity,))
+        self.n_seq_id = np.ctypeslib.as_array(self.raw.n_seq_id, shape=(capacity,))
+        self.logits = np.ctypeslib.as_array(self.raw.logits, shape=(capacity,))
+        self.n_seq_id[:] = 1
+        self._seq_ptr = self.raw.seq_id
+        self._seq_of = np.full(capacity, -1, dtype=np.int64)
+        self._freed = False
+
+    def put(self, at: int, tokens: Sequence[int], pos0: int, seq: int, last_logits: bool) -> None:
+        end = at + len(tokens)
+        self.token[at:end] = tokens
+        self.pos[at:end] = np.arange(pos0, pos0 + len(tokens))
+        self.logits[at:end] = 0
+        if last_logits:
+            self.logits[end - 1] = 1
+        for i in np.flatnonzero(self._seq_of[at:end] != seq):
+            self._seq_ptr[at + int(i)][0] = seq
+        self._seq_of[at:end] = seq
+
+    def free(self) -> None:
+        if not self._freed:
+            self._freed = True
+            llama_cpp.llama_batch_free(self.raw)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class LlamaCppEngine:
+    """A GGUF model loaded in-process, decoding up to `n_slots` sequences per batch.
+
+    `n_ctx` is the context of one request (prompt plus the longest sequence); the KV cache
+    holds `n_ctx * n_slots` cells (`kv_size` overrides it) shared by all sequences.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int | None = None,
+        n_slots: int = 8,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        gpu_layers: int = 0,
+        flash_attn: bool | None = None,
+        kv_size: int | None = None,
+        n_batch: int = 512,
+        verbose: bool = False,
+    ) -> None:
+        if n_slots < 1:
+            raise InputError(f"n_slots must be at least 1, got {n_slots}")
+        self.path = Path(model_path)
+        _check_gguf(self.path)
+        _configure_logging(verbose)
+        _backend_init()
+        self.n_slots = n_slots
+        self.holder_seq = n_slots
+        self.n_threads = n_threads or free_cores()
+        self.n_threads_batch = n_threads_batch or self.n_threads
+        self.flash_attn = DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
+        self._model: Any = None
+        self._ctx: Any = None
+        self._batch: _Batch | None = None
+        self._active: LlamaCppGeneration | None = None
+        self._holder_tokens: list[int] = []
+        self._pieces: dict[int, bytes] = {}
+        self._piece_texts: dict[int, str] = {}
+        self._eog: dict[int, bool] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self.last_stats: GenerationStats | None = None
+        self._load_model(gpu_layers)
+        try:
+            self.metadata = _read_metadata(self._model)
+            train = int(llama_cpp.llama_model_n_ctx_train(self._model))
+            self._n_ctx = n_ctx or (min(train, DEFAULT_CTX) if train > 0 else DEFAULT_CTX)
+            self.n_batch = max(n_batch, n_slots)
+            self.kv_size = kv_size or self._n_ctx * n_slots
+            self._create_context()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- loading
+
+    def _load_model(self, gpu_layers: int) -> None:
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = gpu_layers
+        model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), params)
+        if not model:
+            raise ModelFileError(
+                f"llama.cpp could not load {self.path.name}",
+                "the file is truncated, corrupted or of an unsupported architecture",
+            )
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+
+    def _context_params(self) -> Any:
+        p = llama_cpp.llama_context_default_params()
+        p.n_ctx = self.kv_size
+        p.n_batch = self.n_batch
+        p.n_ubatch = min(self.n_batch, 512)
+        p.n_seq_max = self.n_slots + 1
+        p.n_threads = self.n_threads
+        p.n_threads_batch = self.n_threads_batch
+        p.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if self.flash_attn
+            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        p.no_perf = True
+        if hasattr(p, "kv_unified"):
+            p.kv_unified = True
+        if hasattr(p, "swa_full"):
+            p.swa_full = True
+        return p
+
+    def _create_context(self) -> None:
+        ctx = llama_cpp.llama_init_from_model(self._model, self._context_params())
+        if not ctx:
+            raise EngineError(
+                f"llama.cpp could not create a context of {self.kv_size} tokens",
+                "lower --ctx or --slots",
+            )
+        self._ctx = ctx
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self._batch = _Batch(self.n_batch)
+        self._batch_view = self._batch
+
+    # ---- Engine protocol
+
+    @property
+    def model_name(self) -> str:
+        return self.metadata.get("general.name") or self.path.stem
+
+    @property
+    def context_length(self) -> int:
+        return self._n_ctx
+
+    def chat_prompt(self, messages: Sequence[Message]) -> str:
+        template = self.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
+            bos_token=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
+            add_generation_prompt=True,
+        )
+        chat: list[Any] = [dict(m) for m in messages]
+        return formatter(messages=chat).prompt
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text, add_special=False))
+
+    def start(
+        self, prompt: str, sampling: Sampling, n: int = 1, budget: int | None = None
+    ) -> LlamaCppGeneration:
+        self._require_open()
+        tokens = self._check_request(prompt, sampling, n, budget)
+        if self._active is not None:
+            self._active.close()
+        gen = LlamaCppGeneration(self, tokens, sampling, n, budget)
+        self._active = gen
+        self.last_stats = gen.stats
+        return gen
+
+    def close(self) -> None:
+        if self._active is not None:
+            self._active.close()
+        for s in self._pieces, self._piece_texts:
+            s.clear()
+        if self._batch is not None:
+            self._batch.free()
+            self._batch = None
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model is not None:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> LlamaCppEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- request validation
+
+    def _check_request(
+        self, prompt: str, sampling: Sampling, n: int, budget: int | None
+    ) -> list[int]:
+        if n < 1:
+            raise InputError(f"n must be at least 1, got {n}")
+        if budget is not None and budget < 0:
+            raise InputError(f"budget must not be negative, got {budget}")
+        if sampling.top_logprobs < 0:
+            raise InputError(f"top_logprobs must not be negative, got {sampling.top_logprobs}")
+        tokens = self._tokenize_prompt(prompt)
+        if not tokens:
+            raise InputError("the prompt is empty")
+        ctx = self._n_ctx
+        if len(tokens) >= ctx:
+            raise ContextOverflowError(
+                f"prompt is {len(tokens)} tokens; the context holds {ctx}",
+                "shorten the input or raise --ctx",
+            )
+        if len(tokens) + sampling.max_tokens > ctx:
+            raise ContextOverflowError(
+                f"prompt ({len(tokens)} tokens) + max_tokens ({sampling.max_tokens}) "
+                f"exceeds the context of {ctx} tokens",
+                "lower max_tokens or raise --ctx",
+            )
+        return tokens
+
+    # ---- tokens
+
+    def _tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, True)
+        if n < 0:
+            cap = -n
+            buf = (llama_cpp.llama_token * cap)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, True)
+        return list(buf[:n])
+
+    def _tokenize_prompt(self, prompt: str) -> list[int]:
+        """Tokenize a rendered prompt, adding BOS only if the template did not."""
+        tokens = self._tokenize(prompt, add_special=True)
+        bos = llama_cpp.llama_vocab_bos(self._vocab)
+        if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
+            tokens = tokens[1:]
+        return tokens
+
+    def _piece(self, tok: int) -> bytes:
+        piece = self._pieces.get(tok)
+        if piece is None:
+            buf = self._piece_buf
+            n = llama_cpp.llama_token_to_piece(self._vocab, tok, buf, len(buf), 0, True)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, tok, buf, len(buf), 0, True)
+            piece = bytes(buf.raw[:n])
+            self._pieces[tok] = piece
+        return piece
+
+    def _special_text(self, tok: int) -> str:
+        return self._piece(tok).decode("utf-8", errors="replace") if tok >= 0 else ""
+
+    def _piece_text(self, tok: int) -> str:
+        text = self._piece_texts.get(tok)
+        if text is None:
+            text = self._piece(tok).decode("utf-8", errors="replace")
+            self._piece_texts[tok] = text
+        return text
+
+    def _top_pieces(self, ids: IntArray, lps: FloatArray) -> tuple[tuple[str, float], ...]:
+        return tuple(
+            (self._piece_text(t), lp) for t, lp in zip(ids.tolist(), lps.tolist(), strict=True)
+        )
+
+    def _is_eog(self, tok: int) -> bool:
+        eog = self._eog.get(tok)
+        if eog is None:
+            eog = bool(llama_cpp.llama_vocab_is_eog(self._vocab, tok))
+            self._eog[tok] = eog
+        return eog
+
+    # ---- decoding primitives used by generations
+
+    def _require_open(self) -> None:
+        if self._ctx is None:
+            raise EngineError("the llama.cpp engine is closed")
+
+    def _decode(self, n_tokens: int) -> None:
+        assert self._batch is not None
+        self._batch.raw.n_tokens = n_tokens
+        ret = llama_cpp.llama_decode(self._ctx, self._batch.raw)
+        if ret == 1:
+            raise EngineError(
+                "llama.cpp's KV cache is full", "lower the number of parallel sequences"
+            )
+        if ret != 0:
+            raise EngineError(f"llama_decode failed with status {ret}")
+
+    def _logits(self, n_rows: int) -> FloatArray:
+        ptr = llama_cpp.llama_get_logits(self._ctx)
+        arr: FloatArray = np.ctypeslib.as_array(ptr, shape=(n_rows, self.n_vocab))
+        return arr
+
+    def _prefill(self, tokens: list[int], stats: GenerationStats) -> None:
+        """Evaluate `tokens[:-1]` into the holder, reusing the previous prompt's prefix."""
+        assert self._batch is not None
+        t0 = time.perf_counter()
+        target = tokens[:-1]
+        common = _common_prefix(self._holder_tokens, target)
+        llama_cpp.llama_memory_seq_rm(self._mem, self.holder_seq, common, -1)
+        del self._holder_tokens[common:]
+        stats.prompt_reused = common
+        for start in range(common, len(target), self.n_batch):
+            chunk = target[start : start + self.n_batch]
+            self._batch.put(0, chunk, start, self.holder_seq, last_logits=False)
+            self._decode(len(chunk))
+            self._holder_tokens.extend(chunk)
+            stats.prompt_evaluated += len(chunk)
+        stats.prompt_evals = int(len(target) > common)
+        stats.prefill_s = time.perf_counter() - t0
+
+    def _make_sampler(self, sampling: Sampling, seed: int) -> Any:
+        params = llama_cpp.llama_sampler_chain_default_params()
+        params.no_perf = True
+        chain = llama_cpp.llama_sampler_chain_init(params)
+        add = llama_cpp.llama_sampler_chain_add
+        if sampling.temperature <= 0:
+            add(chain, llama_cpp.llama_sampler_init_greedy())
+            return chain
+        if sampling.top_k > 0:
+            add(chain, llama_cpp.llama_sampler_init_top_k(sampling.top_k))
+        if 0.0 < sampling.top_p < 1.0:
+            add(chain, llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
+        if sampling.min_p > 0.0:
+            add(chain, llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
+        add(chain, llama_cpp.llama_sampler_init_temp(sampling.temperature))
+        add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def _clear_slots(self) -> None:
+        if self._ctx is None:
+            return
+        for slot in range(self.n_slots):
+            llama_cpp.llama_memory_seq_rm(self._mem, slot, -1, -1)
+
+    def _generation_done(self, gen: LlamaCppGeneration) -> None:
+        if self._active is gen:
+            self._active = None
