@@ -735,6 +735,14 @@ class LlamaCppEngine:
         self.last_stats = gen.stats
         return gen
 
+    def reset_cache(self) -> None:
+        """Forget the kept prompt KV (the next request evaluates its whole prompt)."""
+        self._require_open()
+        if self._active is not None:
+            self._active.close()
+        llama_cpp.llama_memory_seq_rm(self._mem, self.holder_seq, -1, -1)
+        self._holder_tokens.clear()
+
     def close(self) -> None:
         if self._active is not None:
             self._active.close()
