@@ -33,7 +33,7 @@ def human_size(entry: ModelEntry) -> str:
         if value < 1000 or unit == "TB":
             break
         value /= 1000
-    text = f"{value:.0f} {unit}" if unit in ("B", "KB") or value >= 100 else f"{value:.1f} {unit}"
+    text = f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
     return text if entry.size_exact else f"~{text}"
 
 
@@ -144,6 +144,11 @@ def info(model: ModelArg) -> None:
         print(f"{key:<{width}}  {value}")
 
 
+def _stdin_is_tty() -> bool:
+    """Only ask for confirmation when someone can answer (not in scripts or pipes)."""
+    return sys.stdin.isatty()
+
+
 @app.command()
 def rm(
     model: ModelArg,
@@ -156,7 +161,7 @@ def rm(
     if path is None:
         err.print(f"{entry.id} is not installed; nothing to remove")
         return
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete {path}?"):
+    if not yes and _stdin_is_tty() and not typer.confirm(f"Delete {path}?"):
         err.print("aborted")
         raise typer.Exit(1)
     removed = remove_model(entry)
