@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ponder import __version__
-from ponder.cli import ask, models
+from ponder.cli import ask, eval, models, solve
 from ponder.cli._errors import report
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 app.command("ask")(ask.ask)
 app.add_typer(models.app, name="models")
+app.command("solve")(solve.solve)
+app.command("eval")(eval.eval_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,408 @@
+"""Problem formats, records, resumable output and the batch runner (ponder.batch)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ponder import batch
+from ponder.batch import Problem, RecordWriter, Setup
+from ponder.engines import Loaded
+from ponder.engines.base import Sampling
+from ponder.engines.scripted import ScriptedEngine, ScriptedGeneration
+from ponder.errors import EngineError, InputError
+from ponder.events import EngineEvent, StrategyEvent
+from ponder.runner import make_plan
+
+RIGHT = "<think>easy</think>\\boxed{4}"
+
+
+def setup_for(engine: ScriptedEngine, **kw: Any) -> Setup:
+    return Setup(Loaded(engine, "prompted", "m"), make_plan("low", None), Sampling(), **kw)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Formats
+
+
+def test_txt_one_problem_per_line_ids_are_line_numbers(tmp_path: Path) -> None:
+    f = write(tmp_path / "p.txt", "What is 2+2?\n\n  What is 3+3?  \n")
+    problems = batch.load_problems(f)
+    assert [(p.id, p.question) for p in problems] == [("1", "What is 2+2?"), ("3", "What is 3+3?")]
+    assert all(p.reference is None and p.error is None for p in problems)
+
+
+def test_txt_blocks_separated_by_blank_lines(tmp_path: Path) -> None:
+    f = write(tmp_path / "p.txt", "\nLine one\nline two\n\n\nSecond\n  problem\n")
+    problems = batch.load_problems(f, blocks=True)
+    assert [(p.id, p.question) for p in problems] == [
+        ("2", "Line one\nline two"), ("6", "Second\n  problem")]
+
+
+def test_jsonl_fields_reference_id_and_broken_lines(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "a", "question": "Q1", "answer": 18}),
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"question": "Q4", "answer": "1,260"}),
+        "",
+        json.dumps({"id": 7, "question": "  ", "answer": "x"}),
+        json.dumps({"id": "n", "question": 12}),
+        json.dumps({"id": "m", "text": "no question here"}),
+        '{"id": "t", "question": "Truncat',
+    ]
+    problems = batch.load_problems(write(tmp_path / "p.jsonl", "\n".join(lines)))
+    by_id = {p.id: p for p in problems}
+    assert by_id["a"] == Problem("a", "Q1", "18", None, 1)
+    assert by_id["2"].error == "line 2: malformed JSON (Expecting property name enclosed in " \
+                               "double quotes)"
+    assert by_id["3"].error == "line 3: not a JSON object"
+    assert by_id["4"].question == "Q4" and by_id["4"].reference == "1,260"
+    assert by_id["7"].error == "line 6: empty problem" and by_id["7"].reference == "x"
+    assert by_id["n"].error == "line 7: 'question' is not text"
+    assert by_id["m"].error == "line 8: no 'question' field"
+    assert by_id["9"].error is not None and "malformed JSON" in by_id["9"].error
+    assert len(problems) == 8
+
+
+def test_jsonl_field_option_and_unicode_line_separator(tmp_path: Path) -> None:
+    text = json.dumps({"prompt": "a\u2028b", "answer": 2.0}, ensure_ascii=False) + "\n"
+    problems = batch.load_problems(write(tmp_path / "p.jsonl", text), field="prompt")
+    assert problems == [Problem("1", "a\u2028b", "2", None, 1)]
+
+
+def test_jsonl_missing_field_on_every_line_is_an_input_error(tmp_path: Path) -> None:
+    f = write(tmp_path / "p.jsonl", '{"prompt": "x"}\n{"prompt": "y", "id": 3}\n')
+    with pytest.raises(InputError, match="no line has a 'question' field") as exc:
+        batch.load_problems(f)
+    assert "prompt" in str(exc.value) and "--field" in str(exc.value)
+
+
+def test_csv_header_rows_and_broken_rows(tmp_path: Path) -> None:
+    text = ('id,question,answer\n'
+            'a,"What is 2+2, exactly?",4\n'
+            'b,"A question\nover two lines",5\n'
+            'c,too,many,fields\n'
+            '\n'
+            ',Only question,\n')
+    problems = batch.load_problems(write(tmp_path / "p.csv", text))
+    assert problems[0] == Problem("a", "What is 2+2, exactly?", "4", None, 2)
+    assert problems[1].question == "A question\nover two lines"
+    assert problems[2].id == "5" and problems[2].error == "line 5: expected 3 fields, found 4"
+    assert problems[3] == Problem("7", "Only question", None, None, 7)
+
+
+def test_csv_without_the_question_column(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no column has a 'question' field"):
+        batch.load_problems(write(tmp_path / "p.csv", "id,prompt\n1,x\n"))
+    problems = batch.load_problems(write(tmp_path / "q.csv", "id,prompt\n1,x\n"), field="prompt")
+    assert problems == [Problem("1", "x", None, None, 2)]
+
+
+def test_duplicate_ids_become_errors(tmp_path: Path) -> None:
+    text = '{"id": "a", "question": "x", "answer": "1"}\n{"id": "a", "question": "y"}\n'
+    first, second = batch.load_problems(write(tmp_path / "p.jsonl", text))
+    assert first.error is None
+    assert second.error == "line 2: duplicate id 'a' (first on line 1)"
+    assert second.reference is None
+
+
+def test_stdin_is_sniffed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"question": "from stdin"}\n'))
+    assert batch.load_problems(Path("-"))[0].question == "from stdin"
+    monkeypatch.setattr("sys.stdin", io.StringIO("plain line\n"))
+    assert batch.load_problems(Path("-"))[0].question == "plain line"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kwargs", "message"),
+    [
+        ("p.xml", "<q/>", {}, "unknown format for p.xml"),
+        ("p.txt", "q", {"fmt": "yaml"}, "unknown format 'yaml'"),
+        ("p.txt", "\n\n", {}, "no problems in"),
+        ("p.jsonl", "{}", {"blocks": True}, "--blocks applies to .txt input only"),
+        ("p.txt", "q", {"field": "x"}, "--field applies to .jsonl and .csv"),
+        ("p.txt", b"\xff\xfe\x00bad", {}, "not UTF-8 text"),
+    ],
+)
+def test_unusable_input(tmp_path: Path, name: str, content: str | bytes,
+                        kwargs: dict[str, Any], message: str) -> None:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape(message)):
+        batch.load_problems(path, **kwargs)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"cannot read .*No such file or directory"):
+        batch.load_problems(tmp_path / "nope.jsonl")
+
+
+def test_check_limit() -> None:
+    batch.check_limit(None)
+    batch.check_limit(1)
+    with pytest.raises(InputError, match="--limit must be at least 1"):
+        batch.check_limit(0)
+
+
+# ---------------------------------------------------------------------------------------
+# Output and resume
+
+
+def test_writer_writes_whole_lines_and_flushes() -> None:
+    stream = io.StringIO()
+    writer = RecordWriter(stream, "buffer")
+    writer.write({"id": "a", "answer": "4"})
+    writer.write({"id": "b", "answer": "ü"})
+    assert stream.getvalue() == '{"id": "a", "answer": "4"}\n{"id": "b", "answer": "ü"}\n'
+
+
+def test_existing_results_are_not_overwritten_by_accident(tmp_path: Path) -> None:
+    out = write(tmp_path / "out.jsonl", '{"id": "a"}\n')
+    with pytest.raises(InputError, match="already holds results"):
+        batch.check_output(out)
+    with pytest.raises(InputError, match="--resume needs --out"):
+        batch.check_output(None, resume=True)
+    with pytest.raises(InputError, match="is the input file"):
+        batch.check_output(out, overwrite=True, source=out)
+    batch.check_output(out, resume=True)
+    batch.check_output(out, overwrite=True)
+    batch.check_output(tmp_path / "new.jsonl")
+
+
+def test_resume_repairs_a_truncated_last_line(tmp_path: Path) -> None:
+    good = json.dumps({"id": "a", "status": "ok", "answer": "4"})
+    out = write(tmp_path / "out.jsonl", good + '\n{"id": "b", "status": "o')
+    existing = batch.prepare_resume(out)
+    assert [r["id"] for r in existing.records] == ["a"]
+    assert existing.unreadable == 1
+    assert out.read_text(encoding="utf-8") == good + "\n"
+
+
+def test_resume_drops_interrupted_records_and_adds_a_missing_newline(tmp_path: Path) -> None:
+    a = json.dumps({"id": "a", "status": "ok"})
+    b = json.dumps({"id": "b", "status": "interrupted"})
+    c = json.dumps({"id": "c", "status": "error", "error": "empty problem"})
+    out = write(tmp_path / "out.jsonl", f"{a}\n{b}\n{c}")
+    existing = batch.prepare_resume(out)
+    assert [r["id"] for r in existing.records] == ["a", "c"]
+    assert existing.redo == 1
+    assert out.read_text(encoding="utf-8") == f"{a}\n{c}\n"
+
+
+def test_resume_leaves_a_clean_file_untouched(tmp_path: Path) -> None:
+    out = write(tmp_path / "out.jsonl", '{"id": "a", "status": "ok"}\n')
+    before = out.stat().st_mtime_ns
+    assert len(batch.prepare_resume(out).records) == 1
+    assert out.stat().st_mtime_ns == before
+    assert batch.prepare_resume(tmp_path / "missing.jsonl").records == []
+
+
+# ---------------------------------------------------------------------------------------
+# Records and running
+
+
+def test_problem_record_scores_against_the_reference() -> None:
+    engine = ScriptedEngine([RIGHT, "<think>hmm</think>\\boxed{5}", RIGHT])
+    setup = setup_for(engine)
+    problems = [Problem("a", "2+2?", "4"), Problem("b", "2+2?", "4.0"), Problem("c", "2+2?")]
+    out = batch.run_batch(problems, setup, RecordWriter(None, "none"))
+    a, b, c = out.records
+    assert (a["id"], a["status"], a["answer"], a["reference"], a["correct"]) == (
+        "a", "ok", "4", "4", True)
+    assert b["correct"] is False
+    assert c["reference"] is None and c["correct"] is None
+    assert a["tokens"] == a["usage"]["completion_tokens"] > 0
+    assert a["strategy"] == "cot" and a["effort"] == "low" and a["model"] == "m"
+    assert a["thinking"] == "easy" and a["seconds"] >= 0
+    assert not out.interrupted
+
+
+def test_error_records_and_the_run_goes_on() -> None:
+    engine = ScriptedEngine([RIGHT, RIGHT], context_length=100)
+    problems = [
+        Problem("1", "", None, "line 1: malformed JSON (oops)"),
+        Problem("2", "word " * 80, "9"),
+        Problem("3", "2+2?", "4"),
+    ]
+    out = batch.run_batch(problems, setup_for(engine), RecordWriter(None, "none"))
+    bad, long, good = out.records
+    assert bad["status"] == "error" and bad["error"] == "line 1: malformed JSON (oops)"
+    assert long["status"] == "error" and "context holds 100" in long["error"]
+    assert long["correct"] is False and long["tokens"] == 0
+    assert good["status"] == "ok" and good["correct"] is True
+
+
+def test_each_record_is_written_before_the_next_problem_starts() -> None:
+    stream = io.StringIO()
+    seen: list[int] = []
+
+    class Spy:
+        def started(self, problem: Problem) -> None:
+            seen.append(stream.getvalue().count("\n"))
+
+        def event(self, problem: Problem, event: StrategyEvent) -> None:
+            pass
+
+        def finished(self, problem: Problem, record: batch.Record) -> None:
+            pass
+
+    engine = ScriptedEngine([RIGHT] * 3)
+    batch.run_batch([Problem(str(i), "q") for i in range(3)], setup_for(engine),
+                    RecordWriter(stream, "s"), Spy())
+    assert seen == [0, 1, 2]
+
+
+class InterruptingEngine(ScriptedEngine):
+    """Raises KeyboardInterrupt (as Ctrl-C would) after `after` events of generation `nth`."""
+
+    def __init__(self, outputs: list[str], nth: int, after: int) -> None:
+        super().__init__(outputs)
+        self.nth, self.after, self.calls = nth, after, 0
+
+    def start(self, prompt: str, sampling: Sampling, n: int = 1,
+              budget: int | None = None) -> ScriptedGeneration:
+        gen = super().start(prompt, sampling, n, budget)
+        self.calls += 1
+        return _Interrupted(gen, self.after) if self.calls == self.nth else gen
+
+
+class _Interrupted(ScriptedGeneration):
+    def __init__(self, gen: ScriptedGeneration, after: int) -> None:
+        self.__dict__.update(gen.__dict__)
+        self._after = after
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        for i, event in enumerate(super().__iter__()):
+            if i == self._after:
+                raise KeyboardInterrupt
+            yield event
+
+
+def test_ctrl_c_finishes_the_record_in_flight_as_interrupted() -> None:
+    long = "<think>" + " step" * 30 + "</think>\\boxed{4}"
+    engine = InterruptingEngine([RIGHT, long, RIGHT], nth=2, after=5)
+    problems = [Problem("a", "q", "4"), Problem("b", "q", "4"), Problem("c", "q", "4")]
+    stream = io.StringIO()
+    out = batch.run_batch(problems, setup_for(engine), RecordWriter(stream, "s"))
+    assert out.interrupted
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["id"], r["status"]) for r in records] == [("a", "ok"), ("b", "interrupted")]
+    assert records[1]["interrupted"] is True and records[1]["tokens"] == 5
+
+
+def test_drive_stop_flag_interrupts_once() -> None:
+    engine = ScriptedEngine(["<think>" + " x" * 50 + "</think>\\boxed{1}"])
+    setup = setup_for(engine)
+    count = {"events": 0}
+
+    def handle(event: StrategyEvent) -> None:
+        count["events"] += 1
+
+    record = batch.solve_problem(Problem("a", "q"), setup, handle, stop=lambda: True)
+    assert record["status"] == "interrupted"
+
+
+def test_engine_errors_stop_the_run_but_keep_finished_records() -> None:
+    class Failing(ScriptedEngine):
+        def start(self, prompt: str, sampling: Sampling, n: int = 1,
+                  budget: int | None = None) -> ScriptedGeneration:
+            if self.prompts:
+                raise EngineError("the server went away")
+            return super().start(prompt, sampling, n, budget)
+
+    stream = io.StringIO()
+    with pytest.raises(EngineError):
+        batch.run_batch([Problem("a", "q"), Problem("b", "q")], setup_for(Failing([RIGHT])),
+                        RecordWriter(stream, "s"))
+    assert json.loads(stream.getvalue())["id"] == "a"
+
+
+# ---------------------------------------------------------------------------------------
+# Concurrency
+
+
+class EchoEngine(ScriptedEngine):
+    """Answers with the first number of the question; each call has its own script, so it
+    is safe to use from several threads (it declares thread_safe like a server engine)."""
+
+    thread_safe = True
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.active = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def start(self, prompt: str, sampling: Sampling, n: int = 1,
+              budget: int | None = None) -> ScriptedGeneration:
+        question = prompt.split("<|user|>\n")[-1].split("\n<|assistant|>")[0]
+        number = re.findall(r"\d+", question)[0]
+        return _Slow(self, ScriptedEngine([f"<think>so {number}</think>\\boxed{{{number}}}"])
+                     .start(prompt, sampling, n, budget))
+
+
+class _Slow(ScriptedGeneration):
+    def __init__(self, owner: EchoEngine, gen: ScriptedGeneration) -> None:
+        self.__dict__.update(gen.__dict__)
+        self._owner = owner
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        with self._owner._lock:
+            self._owner.active += 1
+            self._owner.most = max(self._owner.most, self._owner.active)
+        try:
+            for event in super().__iter__():
+                time.sleep(self._owner.delay)
+                yield event
+        finally:
+            with self._owner._lock:
+                self._owner.active -= 1
+
+
+def test_concurrency_choice() -> None:
+    plan = make_plan("low", None)
+    assert batch.parse_concurrency(None) is None
+    assert batch.parse_concurrency("auto") is None
+    assert batch.parse_concurrency("3") == 3
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(InputError, match="not a positive number or 'auto'"):
+            batch.parse_concurrency(bad)
+    local = Loaded(ScriptedEngine(), "prompted", "m")
+    assert batch.choose_workers(None, local, plan, 8) == 1
+    assert batch.choose_workers(4, local, plan, 8) == 1
+    remote = Loaded(EchoEngine(), "prompted", "m")
+    assert batch.choose_workers(None, remote, plan, 8) == 8
+    assert batch.choose_workers(3, remote, plan, 8) == 3
+
+
+def test_thread_pool_runs_problems_together_and_writes_whole_records() -> None:
+    engine = EchoEngine(delay=0.002)
+    setup = Setup(Loaded(engine, "prompted", "m"), make_plan("low", None), Sampling())
+    problems = [Problem(str(i), f"What is {i}?", str(i if i % 3 else i + 1)) for i in range(12)]
+    stream = io.StringIO()
+    out = batch.run_batch(problems, setup, RecordWriter(stream, "s"), workers=4)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert sorted(int(r["id"]) for r in records) == list(range(12))
+    assert all(r["answer"] == r["id"] for r in records)
+    assert [r["correct"] for r in sorted(records, key=lambda r: int(r["id"]))] == [
+        bool(i % 3) for i in range(12)]
+    assert engine.most > 1
+    assert not out.interrupted and len(out.records) == 12
