@@ -75,3 +75,13 @@ def _load_llama(options: EngineOptions) -> Loaded:
 
 
 register_engine("llama", _load_llama)
+
+
+def _load_openai(options: EngineOptions) -> Loaded:
+    from ponder.engines.openai import load_openai
+
+    engine = load_openai(options.base_url, options.api_key_env, options.model, options.n_ctx)
+    return Loaded(engine, engine.style, engine.model_name)
+
+
+register_engine("openai", _load_openai)

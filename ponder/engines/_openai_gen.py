@@ -1,0 +1,522 @@
+"""One streaming generation against an OpenAI-compatible server.
+
+Every sequence runs as a series of streaming requests on the engine's thread pool; the
+threads only parse chunks and put messages on this generation's queue. The iterator (the
+caller's thread) applies them: it emits events, honours abort/inject/fork at once (tokens
+of a superseded request are dropped), and schedules the next requests.
+
+Budget: each request reserves `max_tokens` from the budget while it runs and is charged
+the tokens it actually returned when it ends, so the requests in flight can never sample
+more than what is left. A sequence whose request ran out of its share continues from its
+text with a new request (completions mode) once budget frees up; when none is left it
+finishes with reason "budget". Broken streams are resumed the same way, with backoff.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ponder.engines._sse import MalformedEventError, StreamError
+from ponder.engines.base import Sampling
+from ponder.errors import EngineError, PonderError, RemoteError
+from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.thinking import THINK_CLOSE, THINK_OPEN
+
+if TYPE_CHECKING:
+    from ponder.engines.openai import OpenAIEngine
+
+TopLogprobs = tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One token (or a chunk's text when the server gives no token breakdown)."""
+
+    rid: int
+    choice: int
+    text: str
+    logprob: float | None = None
+    top: TopLogprobs | None = None
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class _End:
+    rid: int
+    choice: int
+    reason: str
+    stop_reason: object = None
+
+
+@dataclass(frozen=True)
+class _Closed:
+    """A request's thread is done; `error` is fatal unless `dropped`."""
+
+    rid: int
+    error: PonderError | None = None
+    dropped: bool = False
+    usage: int | None = None
+
+
+_Message = _Piece | _End | _Closed
+
+
+@dataclass
+class _Request:
+    rid: int
+    seqs: list[int]
+    grant: int
+    resumed: bool
+    cancel: threading.Event = field(default_factory=threading.Event)
+    received: dict[int, int] = field(default_factory=dict)
+    ended: set[int] = field(default_factory=set)
+
+    @property
+    def reserved(self) -> int:
+        return self.grant * len(self.seqs)
+
+    def charge(self, usage: int | None) -> int:
+        got = sum(self.received.values())
+        return min(self.reserved, max(got, usage or 0))
+
+
+@dataclass
+class _Seq:
+    index: int
+    text: str = ""
+    sampled: int = 0
+    extra: int = 0  # prompt tokens beyond the original prompt (injected text)
+    done: FinishReason | None = None
+    request: _Request | None = None
+    waiting: bool = True
+    limited: bool = False  # its request's max_tokens was cut to its budget share
+    more: bool = False  # its request used its whole share: continue
+    failures: int = 0
+    delay: float = 0.0
+    injections: list[str] = field(default_factory=list)
+
+
+class ChunkParser:
+    """Turns one request's JSON chunks into messages (stateful for chat reasoning)."""
+
+    def __init__(self, rid: int, chat: bool, top_k: int) -> None:
+        self.rid = rid
+        self.chat = chat
+        self.top_k = top_k
+        self.reasoning: set[int] = set()
+        self.usage: int | None = None
+
+    def __call__(self, chunk: dict[str, Any]) -> list[_Message]:
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+            self.usage = usage["completion_tokens"]
+        out: list[_Message] = []
+        for choice in chunk.get("choices") or []:
+            if isinstance(choice, dict):
+                out += self._choice(choice)
+        return out
+
+    def _choice(self, choice: dict[str, Any]) -> list[_Message]:
+        index = choice.get("index", 0)
+        index = index if isinstance(index, int) else 0
+        out: list[_Message] = []
+        if self.chat:
+            out += self._chat_delta(index, choice)
+        else:
+            out += self._pieces(index, str(choice.get("text") or ""),
+                                _completion_tokens(choice.get("logprobs")))
+        reason = choice.get("finish_reason")
+        if reason:
+            out += self._close_reasoning(index)
+            out.append(_End(self.rid, index, str(reason), choice.get("stop_reason")))
+        return out
+
+    def _chat_delta(self, index: int, choice: dict[str, Any]) -> list[_Message]:
+        delta = choice.get("delta") or {}
+        out: list[_Message] = []
+        thought = delta.get("reasoning_content") or delta.get("reasoning")
+        if thought:
+            if index not in self.reasoning:
+                self.reasoning.add(index)
+                out.append(_Piece(self.rid, index, THINK_OPEN + "\n", synthetic=True))
+            out += self._pieces(index, str(thought), None)
+        content = delta.get("content")
+        if content:
+            out += self._close_reasoning(index)
+            out += self._pieces(index, str(content), _chat_tokens(choice.get("logprobs")))
+        return out
+
+    def _close_reasoning(self, index: int) -> list[_Message]:
+        if index not in self.reasoning:
+            return []
+        self.reasoning.discard(index)
+        return [_Piece(self.rid, index, "\n" + THINK_CLOSE + "\n\n", synthetic=True)]
+
+    def _pieces(self, index: int, text: str,
+                tokens: list[tuple[str, float | None, TopLogprobs | None]] | None,
+                ) -> list[_Message]:
+        if not tokens:
+            return [_Piece(self.rid, index, text)] if text else []
+        joined = "".join(t for t, _, _ in tokens) == text
+        out: list[_Message] = []
+        for i, (tok, logprob, top) in enumerate(tokens):
+            piece = tok if joined else (text if i == 0 else "")
+            top = top[: self.top_k] if top and self.top_k else None
+            out.append(_Piece(self.rid, index, piece, logprob, top))
+        return out
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def _completion_tokens(lp: object) -> list[tuple[str, float | None, TopLogprobs | None]] | None:
+    if not isinstance(lp, dict) or not isinstance(lp.get("tokens"), list):
+        return None
+    tokens, values = lp["tokens"], lp.get("token_logprobs") or []
+    tops = lp.get("top_logprobs") or []
+    out = []
+    for i, tok in enumerate(tokens):
+        value = _float(values[i]) if i < len(values) else None
+        top = tops[i] if i < len(tops) else None
+        alts = tuple(sorted(((str(k), float(v)) for k, v in top.items()), key=lambda kv: -kv[1])
+                     ) if isinstance(top, dict) else None
+        out.append((str(tok), value, alts))
+    return out
+
+
+def _chat_tokens(lp: object) -> list[tuple[str, float | None, TopLogprobs | None]] | None:
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not isinstance(content, list):
+        return None
+    out = []
+    for item in content:
+        if not isinstance(item, dict):
+            continue
+        alts = tuple((str(a.get("token", "")), float(a.get("logprob", 0.0)))
+                     for a in item.get("top_logprobs") or [] if isinstance(a, dict))
+        out.append((str(item.get("token", "")), _float(item.get("logprob")), alts or None))
+    return out
+
+
+def _finish_reason(reason: str, stop_reason: object, stops: tuple[str, ...]) -> FinishReason:
+    """OpenAI's "stop" covers both the end token and a stop string."""
+    if reason != "stop":
+        return "stop" if reason in ("tool_calls", "function_call") else "abort"
+    if isinstance(stop_reason, str):
+        return "stop"
+    if stop_reason is None and stops:
+        return "stop"
+    return "eos"
+
+
+class OpenAIGeneration:
+    """A running generation: a plain iterator of engine events plus control hooks."""
+
+    def __init__(self, engine: OpenAIEngine, prompt: str, prompt_tokens: int,
+                 sampling: Sampling, n: int, budget: int | None, *, logprobs: int,
+                 together: bool) -> None:
+        self._engine = engine
+        self._prompt = prompt
+        self._prompt_tokens = prompt_tokens
+        self._sampling = sampling
+        self._budget = budget
+        self._logprobs = logprobs
+        self._seqs = [_Seq(i) for i in range(n)]
+        self._queue: queue.Queue[_Message] = queue.Queue()
+        self._requests: dict[int, _Request] = {}
+        self._ids = itertools.count()
+        self._charged = 0
+        self._finished: deque[int] = deque()
+        self._reported: set[int] = set()
+        self._closed = False
+        if together:
+            self._start_together()
+
+    # -- control hooks --------------------------------------------------------------------
+
+    def _find(self, seq: int) -> _Seq:
+        if not 0 <= seq < len(self._seqs):
+            raise EngineError(f"no sequence {seq} in this generation")
+        return self._seqs[seq]
+
+    def abort(self, seq: int, reason: FinishReason = "abort") -> None:
+        s = self._find(seq)
+        if s.done is None:
+            self._detach(s)
+            s.injections.clear()
+            self._finish(s, reason)
+
+    def inject(self, seq: int, text: str) -> None:
+        s = self._find(seq)
+        if s.done is None:
+            self._detach(s)
+            s.injections.append(text)
+
+    def fork(self, seq: int, k: int) -> list[int]:
+        parent = self._find(seq)
+        if parent.done is not None:
+            raise EngineError(f"cannot fork finished sequence {seq}")
+        new = []
+        for _ in range(k):
+            child = _Seq(len(self._seqs), text=parent.text, sampled=parent.sampled,
+                         extra=parent.extra)
+            self._seqs.append(child)
+            new.append(child.index)
+        return new
+
+    def close(self) -> None:
+        self._closed = True
+        for req in self._requests.values():
+            req.cancel.set()
+
+    # -- the event loop -------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        try:
+            while not self._closed:
+                yield from self._ready()
+                if len(self._reported) == len(self._seqs):
+                    return
+                self._schedule()
+                yield from self._ready()
+                if len(self._reported) == len(self._seqs):
+                    return
+                if not self._requests:
+                    raise EngineError("internal: generation stalled with nothing in flight")
+                yield from self._handle(self._queue.get())
+        except BaseException:
+            self.close()
+            raise
+
+    def _ready(self) -> Iterator[EngineEvent]:
+        """Injected text and finished sequences, in the order the caller caused them."""
+        for s in self._seqs:
+            if s.injections and s.done is None:
+                for text in s.injections:
+                    s.text += text
+                    s.extra += self._engine.count_tokens(text)
+                    yield TokenEvent(s.index, text, injected=True)
+                s.injections.clear()
+                s.waiting, s.failures = True, 0
+        while self._finished:
+            s = self._seqs[self._finished.popleft()]
+            if s.index not in self._reported and s.done is not None:
+                self._reported.add(s.index)
+                yield SequenceDone(s.index, s.done, s.text, s.sampled)
+
+    def _handle(self, msg: _Message) -> Iterator[EngineEvent]:
+        req = self._requests.get(msg.rid)
+        if req is None:
+            return
+        if isinstance(msg, _Piece):
+            yield from self._on_piece(req, msg)
+        elif isinstance(msg, _End):
+            self._on_end(req, msg)
+        else:
+            self._on_closed(req, msg)
+
+    def _live(self, req: _Request, choice: int) -> _Seq | None:
+        """The sequence a choice of `req` feeds, if that request still feeds it."""
+        if not 0 <= choice < len(req.seqs):
+            return None
+        s = self._seqs[req.seqs[choice]]
+        return s if s.request is req and s.done is None and choice not in req.ended else None
+
+    def _on_piece(self, req: _Request, msg: _Piece) -> Iterator[EngineEvent]:
+        if not msg.synthetic:
+            req.received[msg.choice] = req.received.get(msg.choice, 0) + 1
+        s = self._live(req, msg.choice)
+        if s is None or req.received.get(msg.choice, 0) > req.grant:
+            return
+        s.text += msg.text
+        if msg.synthetic:
+            yield TokenEvent(s.index, msg.text, injected=True)
+            return
+        s.sampled += 1
+        yield TokenEvent(s.index, msg.text, logprob=msg.logprob, top_logprobs=msg.top)
+        self._check_stop(s, len(msg.text))
+
+    def _check_stop(self, s: _Seq, added: int) -> None:
+        for stop in self._sampling.stop:
+            start = max(0, len(s.text) - added - len(stop) + 1)
+            cut = s.text.find(stop, start)
+            if cut >= 0:
+                s.text = s.text[:cut]
+                self._detach(s)
+                self._finish(s, "stop")
+                return
+
+    def _on_end(self, req: _Request, msg: _End) -> None:
+        s = self._live(req, msg.choice)
+        req.ended.add(msg.choice)
+        if s is None:
+            return
+        if msg.reason != "length":
+            self._finish(s, _finish_reason(msg.reason, msg.stop_reason, self._sampling.stop))
+        elif req.received.get(msg.choice, 0) >= req.grant and s.limited:
+            if self._engine.supports_continuation:
+                s.more = True
+            else:
+                self._finish(s, "budget")
+        else:
+            self._finish(s, "length")
+
+    def _on_closed(self, req: _Request, msg: _Closed) -> None:
+        del self._requests[req.rid]
+        self._charged += req.charge(msg.usage)
+        if msg.error is not None and not msg.dropped:
+            raise self._fatal(req, msg.error)
+        if len(req.seqs) > 1 and msg.error is None and not req.cancel.is_set() and not any(
+                req.received.get(c) or c in req.ended for c in range(1, len(req.seqs))):
+            self._engine.mark_no_server_n()  # the server ignored n: one request per sequence
+        for choice, index in enumerate(req.seqs):
+            s = self._seqs[index]
+            if s.request is not req:
+                continue
+            s.request = None
+            if s.done is None:
+                self._after_request(s, req, choice, msg.error)
+
+    def _after_request(self, s: _Seq, req: _Request, choice: int,
+                       error: PonderError | None) -> None:
+        if s.more:
+            s.more, s.waiting, s.failures = False, True, 0
+            return
+        got = req.received.get(choice, 0)
+        if got and not self._engine.supports_continuation:
+            raise RemoteError(
+                f"the stream from {self._engine.client.display_url} broke after {got} tokens, "
+                "and chat completions cannot resume it",
+                "a server with raw completions and a chat template can (see [openai] "
+                "chat_template)")
+        s.failures = 0 if got else s.failures + 1
+        policy = self._engine.client.retry
+        if s.failures >= policy.attempts:
+            raise error or RemoteError(
+                f"the server at {self._engine.client.display_url} keeps ending streams "
+                f"without finishing them ({s.failures} times)")
+        s.waiting, s.delay = True, policy.delay(s.failures) if s.failures else 0.0
+
+    def _fatal(self, req: _Request, error: PonderError) -> PonderError:
+        if req.resumed and isinstance(error, RemoteError):
+            return RemoteError(f"lost the server mid-stream and could not resume: "
+                               f"{error.message}", error.hint)
+        return error
+
+    def _finish(self, s: _Seq, reason: FinishReason) -> None:
+        if s.done is None:
+            s.done = reason
+            s.waiting = False
+            self._finished.append(s.index)
+
+    def _detach(self, s: _Seq) -> None:
+        """Stop feeding `s` from its request; cancel the request once it feeds nothing."""
+        req, s.request = s.request, None
+        s.waiting, s.more = False, False
+        if req is not None and all(self._seqs[i].request is not req for i in req.seqs):
+            req.cancel.set()
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def _need(self, s: _Seq) -> int:
+        room = self._engine.context_length - self._prompt_tokens - s.extra - s.sampled
+        return min(self._sampling.max_tokens - s.sampled, room)
+
+    def _available(self) -> int | None:
+        if self._budget is None:
+            return None
+        reserved = sum(r.reserved for r in self._requests.values())
+        return self._budget - self._charged - reserved
+
+    def _start_together(self) -> None:
+        """All n sequences in one request, when the server samples n choices itself."""
+        need = self._need(self._seqs[0])
+        available = self._available()
+        share = need if available is None else min(need, available // len(self._seqs))
+        if share >= 1:
+            self._launch(self._seqs, share, limited=share < need)
+
+    def _schedule(self) -> None:
+        waiting = [s for s in self._seqs if s.waiting and s.done is None and not s.injections]
+        for s in waiting:
+            if self._need(s) <= 0:
+                self._finish(s, "length")
+        waiting = [s for s in waiting if s.done is None]
+        if not waiting:
+            return
+        available = self._available()
+        if available is None:
+            for s in waiting:
+                self._launch([s], self._need(s), limited=False)
+            return
+        if available <= 0:
+            if not self._requests:
+                for s in waiting:
+                    self._finish(s, "budget")
+            return
+        share = math.ceil(available / len(waiting))
+        for s in waiting:
+            grant = min(self._need(s), share, available)
+            if grant <= 0:
+                break
+            self._launch([s], grant, limited=grant < self._need(s))
+            available -= grant
+
+    def _launch(self, seqs: list[_Seq], grant: int, *, limited: bool) -> None:
+        first = seqs[0]
+        req = _Request(next(self._ids), [s.index for s in seqs], grant,
+                       resumed=bool(first.text))
+        self._requests[req.rid] = req
+        for s in seqs:
+            s.request, s.waiting, s.limited = req, False, limited
+        seed = self._sampling.seed + (0 if len(seqs) > 1 else first.index)
+        body = self._engine.request_body(self._prompt, first.text, self._sampling,
+                                         max_tokens=grant, n=len(seqs),
+                                         logprobs=self._logprobs, seed=seed)
+        delay, first.delay = first.delay, 0.0
+        parser = ChunkParser(req.rid, self._engine.mode == "chat", self._sampling.top_logprobs)
+        self._engine.submit(lambda: _run_request(self._engine, body, req, parser,
+                                                 self._queue, delay))
+
+
+def _run_request(engine: OpenAIEngine, body: dict[str, Any], req: _Request,
+                 parser: ChunkParser, out: queue.Queue[_Message], delay: float) -> None:
+    """Stream one request into `out`; always ends with exactly one _Closed message."""
+    closed = _Closed(req.rid)
+    client = engine.client
+    try:
+        if delay and req.cancel.wait(delay):
+            return
+        with client.stream(engine.path, body, req.cancel) as events:
+            for chunk in events:
+                for msg in parser(chunk):
+                    out.put(msg)
+                if req.cancel.is_set():
+                    break
+        closed = _Closed(req.rid, usage=parser.usage)
+    except PonderError as exc:
+        closed = _Closed(req.rid, exc)
+    except MalformedEventError as exc:
+        closed = _Closed(req.rid, RemoteError(
+            f"the server at {client.display_url} sent a {client.redact(str(exc))}"))
+    except StreamError as exc:
+        closed = _Closed(req.rid, RemoteError(
+            f"the server at {client.display_url} failed mid-stream: {client.redact(str(exc))}"))
+    except httpx.HTTPError as exc:
+        closed = _Closed(req.rid, client.dropped_error(exc), dropped=True)
+    except Exception as exc:  # never leave the generation waiting for this request
+        closed = _Closed(req.rid, EngineError(f"internal error in a request thread: "
+                                              f"{type(exc).__name__}: {exc}"))
+    finally:
+        out.put(closed)
