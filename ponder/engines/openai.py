@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,23 +170,43 @@ def list_remote_models(base_url: str | None, api_key_env: str | None) -> list[st
 # -- prompts ------------------------------------------------------------------------------
 
 
+def _raise(message: str) -> None:
+    raise ValueError(message)
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
+            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)
+
+
 class JinjaTemplate:
-    """A Hugging Face-style Jinja chat template rendered here."""
+    """A Hugging Face-style Jinja chat template, rendered here as transformers does."""
 
     def __init__(self, info: TemplateInfo) -> None:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        import jinja2
+        import jinja2.ext
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         self.info = info
-        self._formatter = Jinja2ChatFormatter(template=info.template, eos_token=info.eos_token,
-                                              bos_token=info.bos_token)
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                            extensions=[jinja2.ext.loopcontrols])
+        env.filters["tojson"] = _tojson
+        env.globals.update(raise_exception=_raise,
+                           strftime_now=lambda fmt: datetime.now().strftime(fmt))
+        try:
+            self._template = env.from_string(info.template)
+        except jinja2.TemplateError as exc:
+            raise InputError(f"the chat template does not parse: {exc}") from None
         uses_bos = info.add_bos if info.add_bos is not None else "bos_token" in info.template
         self._strip = info.bos_token if uses_bos and info.bos_token else ""
 
     def render(self, messages: Sequence[Message]) -> str:
         try:
-            chat: Any = [dict(m) for m in messages]
-            prompt = str(self._formatter(messages=chat).prompt)
-        except Exception as exc:  # jinja errors of every kind
+            prompt = self._template.render(
+                messages=[dict(m) for m in messages], add_generation_prompt=True,
+                bos_token=self.info.bos_token, eos_token=self.info.eos_token)
+        except Exception as exc:  # jinja and raise_exception errors of every kind
             raise InputError(f"the chat template failed to render: {exc}") from None
         if self._strip and prompt.startswith(self._strip):
             prompt = prompt[len(self._strip):]  # the server adds BOS itself
