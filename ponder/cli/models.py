@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ponder.cli import _options as opt
 from ponder.registry import ModelEntry, Source, installed_path, load_registry
 from ponder.sources import pull as pull_model
 from ponder.sources import remove as remove_model
@@ -60,8 +61,14 @@ def _entry_dict(entry: ModelEntry, path: Path | None) -> dict[str, Any]:
 @app.command("list")
 def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    engine: opt.EngineOpt = "llama",
+    base_url: opt.BaseUrlOpt = None,
+    api_key_env: opt.ApiKeyEnvOpt = None,
 ) -> None:
-    """List registered models and whether each is installed."""
+    """List registered models and whether each is installed (--engine openai: a server's)."""
+    if engine == "openai":
+        _list_remote(base_url, api_key_env, as_json)
+        return
     rows = [(entry, installed_path(entry)) for entry in load_registry()]
     if as_json:
         print(json.dumps([_entry_dict(e, p) for e, p in rows], indent=2))
@@ -91,6 +98,13 @@ def list_models(
             _sources_text(entry),
         )
     Console().print(table)
+
+
+def _list_remote(base_url: str | None, api_key_env: str | None, as_json: bool) -> None:
+    from ponder.engines.openai import list_remote_models
+
+    ids = list_remote_models(base_url, api_key_env)
+    print(json.dumps(ids, indent=2) if as_json else "\n".join(ids))
 
 
 @app.command()
