@@ -8,6 +8,7 @@ behave as the real engines do, so strategies can be tested without a model.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,13 @@ _TOKEN_RE = re.compile(r"\s*\S+|\s+")
 
 def split_tokens(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
+
+
+def _alternatives(logprob: float, k: int) -> tuple[tuple[str, float], ...]:
+    """k alternative tokens sharing the probability the sampled token leaves, so that a
+    lower `logprob` means a flatter top-k (less confident), as with a real model."""
+    rest = max(1e-9, 1.0 - math.exp(logprob)) / max(k, 1)
+    return tuple((f"<alt{i}>", math.log(rest)) for i in range(k))
 
 
 @dataclass(frozen=True)
@@ -131,8 +139,7 @@ class ScriptedGeneration:
         s.text += piece
         top = None
         if self._sampling.top_logprobs:
-            alts = range(self._sampling.top_logprobs - 1)
-            top = ((piece, s.logprob), *((f"<alt{i}>", s.logprob - 2.0 - i) for i in alts))
+            top = ((piece, s.logprob), *_alternatives(s.logprob, self._sampling.top_logprobs - 1))
         yield TokenEvent(s.index, piece, token=hash(piece) & 0xFFFF, logprob=s.logprob,
                          top_logprobs=top)
         for stop in self._sampling.stop:

@@ -6,13 +6,20 @@ import difflib
 from typing import Any
 
 from ponder.errors import InputError
-from ponder.strategies import cot
+from ponder.strategies import adaptive, beam, best_of_n, budget, confidence, cot, refine, vote
 from ponder.strategies.base import StrategySpec
 
 STRATEGIES: dict[str, StrategySpec[Any]] = {
     spec.name: spec
     for spec in (
         cot.SPEC,
+        budget.SPEC,
+        vote.SPEC,
+        confidence.SPEC,
+        adaptive.SPEC,
+        best_of_n.SPEC,
+        beam.SPEC,
+        refine.SPEC,
     )
 }
 

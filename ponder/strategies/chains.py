@@ -71,8 +71,13 @@ def run_chains(
     first_chain: int = 0,
     prefix: str = "",
     on_token: OnToken | None = None,
+    prior_tokens: int = 0,
 ) -> Chains:
-    """Run n chains to completion; yields chain events, returns their samples in order."""
+    """Run n chains to completion; yields chain events, returns their samples in order.
+
+    `prior_tokens` continues chains whose first `prior_tokens` tokens are in `prefix`
+    (a chain resumed after a stop): their token counts start there.
+    """
     sampling = sampling or task.sampling
     if config.think_cap is not None:
         limit = config.think_cap + config.answer_tokens
@@ -82,6 +87,7 @@ def run_chains(
         return []
     budget = None if remaining is None else remaining - _reserve(remaining, n, config)
     prompt = task.prompt + prefix
+    sampling = fit_context(task, prompt, sampling)
     gen = task.engine.start(prompt, sampling, n=n, budget=budget)
     task.prompt_tokens += task.engine.count_tokens(prompt)
     states: dict[int, ChainState] = {}
@@ -90,6 +96,7 @@ def run_chains(
             st = states.get(event.seq)
             if st is None:
                 st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
+                st.tokens = prior_tokens
                 yield ChainStarted(st.chain, config.label)
             if isinstance(event, TokenEvent):
                 yield from _on_token(task, gen, st, event, config, on_token)
@@ -113,6 +120,14 @@ def run_chains(
         yield from _force_answers(task, ordered, config)
     yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
     return [st.sample for st in ordered if st.sample is not None]
+
+
+def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
+    """Lower max_tokens to what the context leaves after `prompt` (engines reject more)."""
+    room = task.engine.context_length - task.engine.count_tokens(prompt)
+    if sampling.max_tokens <= room:
+        return sampling
+    return sampling.with_(max_tokens=max(1, room))
 
 
 def _new_state(task: Task, chain: int, prefix: str) -> ChainState:
@@ -191,8 +206,10 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
         st.text += CLOSE_THINKING
         st.splitter = ThinkSplitter(task.opens_think)
         st.splitter.feed(st.text)
-    sampling = task.sampling.with_(temperature=0.0, max_tokens=max_tokens, seed=0)
     prompt = task.prompt + st.text
+    sampling = fit_context(
+        task, prompt, task.sampling.with_(temperature=0.0, max_tokens=max_tokens, seed=0)
+    )
     gen = task.engine.start(prompt, sampling, n=1, budget=max_tokens)
     task.prompt_tokens += task.engine.count_tokens(prompt)
     reason = st.sample.finish_reason if st.sample else "budget"

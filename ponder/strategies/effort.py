@@ -17,8 +17,18 @@ class Effort:
 
 EFFORTS: dict[str, Effort] = {
     "low": Effort("cot", {"think_cap": 256}, "one chain, thinking capped at 256 tokens"),
-    "medium": Effort("cot", {"think_cap": 1024}, "one chain, thinking capped at 1024 tokens"),
-    "high": Effort("cot", {"think_cap": 4096}, "one chain, thinking capped at 4096 tokens"),
+    "medium": Effort(
+        "budget", {"think_cap": 1024},
+        "budget forcing: thinking capped at 1024 tokens, then the answer is forced",
+    ),
+    "high": Effort(
+        "confidence", {"n": 16, "warmup": 4, "think_cap": 2048},
+        "16 chains, confidence-weighted vote; low-confidence chains stopped early",
+    ),
+    "auto": Effort(
+        "adaptive", {"start": 3, "step": 2, "max_n": 12, "think_cap": 1024},
+        "3 chains; 2 more at a time (up to 12) only while they disagree",
+    ),
 }
 DEFAULT_EFFORT = "medium"
 

@@ -1,0 +1,75 @@
+"""`adaptive`: adaptive consistency (Aggarwal et al., 2023).
+
+Chains are sampled in small rounds (`start` first, then `step` at a time, each round
+decoded in parallel). After every round the vote is checked: sampling stops as soon as the
+leading answer can no longer be overtaken by the chains still allowed (`max_n` in all), or
+when the Beta posterior probability that it is the majority reaches `threshold`. Easy
+questions, where the first chains agree, cost `start` chains; only disagreement buys more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ponder.events import Sample, StrategyNote
+from ponder.strategies.aggregate import LiveTally, ballots_from, should_stop, tally
+from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
+from ponder.strategies.chains import ChainConfig, run_chains
+from ponder.strategies.flow import emit, tap
+from ponder.strategies.vote import MAX_CHAINS, mean_probability, vote_result, vote_updates
+
+
+@dataclass
+class AdaptiveOptions:
+    start: int = 3
+    step: int = 2
+    max_n: int = 12
+    threshold: float = 0.95
+    think_cap: int | None = 1024
+    answer_reserve: int = 64
+
+    def validate(self) -> None:
+        require(1 <= self.max_n <= MAX_CHAINS, f"max_n must be between 1 and {MAX_CHAINS}")
+        require(1 <= self.start <= self.max_n, "start must be between 1 and max_n")
+        require(self.step >= 1, "step must be at least 1")
+        require(0.5 < self.threshold < 1.0, "threshold must be in (0.5, 1)")
+        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
+        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+
+
+def run(task: Task, opts: AdaptiveOptions) -> StrategyRun:
+    config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve)
+    live = LiveTally()
+    samples: list[Sample] = []
+    size, rounds, reason = opts.start, 0, "no chains left"
+    while size > 0:
+        rounds += 1
+        started = len(samples)
+        new = yield from tap(run_chains(task, size, config, first_chain=started,
+                                        on_token=mean_probability()), vote_updates(live))
+        samples += new
+        groups = tally(ballots_from(samples))
+        stop = should_stop(groups, opts.max_n - len(samples), opts.threshold)
+        if stop is not None or not new or task.interrupted or task.budget.exhausted():
+            reason = stop or _cut_reason(task)
+            break
+        size = min(opts.step, opts.max_n - len(samples))
+        yield from emit(task, StrategyNote(f"round {rounds}: no clear winner yet; "
+                                           f"sampling {size} more"))
+    yield from emit(task, StrategyNote(f"stopped after {len(samples)} chains: {reason}"))
+    return vote_result(task, samples, tally(ballots_from(samples)), chains=len(samples),
+                       rounds=rounds, stop_reason=reason)
+
+
+def _cut_reason(task: Task) -> str:
+    if task.interrupted:
+        return "interrupted"
+    return "out of time" if task.budget.out_of_time() else "out of budget"
+
+
+SPEC = StrategySpec(
+    "adaptive",
+    "adaptive consistency: sample in small rounds until the vote is settled",
+    AdaptiveOptions,
+    run,
+)
