@@ -62,6 +62,8 @@ def free_cores() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     busy = _busy_cpus()
+    if hasattr(os, "getloadavg"):  # bursty neighbours: the last minute counts too
+        busy = max(busy, os.getloadavg()[0])
     return max(1, min(cores, round(cores - busy)))
 
 
@@ -322,19 +324,21 @@ class LlamaCppGeneration:
                 yield from self._finish(s, "length")
 
     def _apply_injections(self) -> Iterator[EngineEvent]:
+        """Queue injected text for decoding. Text held back as a possible stop-string start
+        is released in front of the first injected event (its tokens were counted)."""
         for s in self._seqs:
             if s.done is not None or not s.injections:
                 continue
             rest = s.text[s.emitted :]
-            if rest:
-                yield TokenEvent(s.index, rest)
             s.decoder.reset()
             for text in s.injections:
                 ids = self._engine._tokenize(text, add_special=False)
                 s.tokens.extend(ids)
                 s.text += text
                 self.stats.injected += len(ids)
-                yield TokenEvent(s.index, text, token=ids[-1] if ids else -1, injected=True)
+                token = ids[-1] if ids else -1
+                yield TokenEvent(s.index, rest + text, token=token, injected=True)
+                rest = ""
             s.injections.clear()
             s.emitted = s.scan_from = len(s.text)
             if self._base + len(s.tokens) > self._engine.context_length:
@@ -442,7 +446,7 @@ class LlamaCppGeneration:
         engine = self._engine
         k = self._sampling.top_logprobs
         logits = engine._logits(len(outputs))
-        lse, top_ids, top_lp = _logprob_table(logits, k)
+        lse, top_ids, top_lp = _logprob_table(logits, k, engine._scratch)
         for row, (s, batch_idx) in enumerate(outputs):
             if s.done is not None:
                 continue
@@ -512,9 +516,10 @@ class LlamaCppGeneration:
         return out
 
     def _finish(self, s: _Seq, reason: FinishReason) -> Iterator[EngineEvent]:
-        rest = self._release_text(s, final=True)
-        if rest:
-            yield TokenEvent(s.index, rest)
+        """End `s`. Text still held back (an unfinished stop-string prefix, only possible when
+        it ends without a token of its own: abort, budget, ...) is dropped, so the streamed
+        text always equals the final text."""
+        s.text = s.text[: s.emitted]
         s.done = reason
         s.injections.clear()
         self._free_sampler(s)
@@ -542,22 +547,40 @@ class LlamaCppGeneration:
         self._engine._generation_done(self)
 
 
-def _logprob_table(logits: FloatArray, k: int) -> tuple[FloatArray, IntArray, FloatArray]:
-    """Row-wise log-sum-exp and (when k > 0) the top-k tokens and logprobs, sorted."""
+def _logprob_table(
+    logits: FloatArray, k: int, scratch: FloatArray
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """Row-wise log-sum-exp and (when k > 0) the top-k tokens and logprobs, best first.
+
+    Vectorised over the (rows, n_vocab) logits; `scratch` is a preallocated buffer of at
+    least that shape (no per-step allocation of a vocab-sized array).
+    """
+    rows = len(logits)
     peak = logits.max(axis=1, keepdims=True)
-    shifted = np.subtract(logits, peak)
-    np.exp(shifted, out=shifted)
-    lse = (peak[:, 0] + np.log(shifted.sum(axis=1))).astype(np.float32)
+    buf = scratch[:rows]
+    np.subtract(logits, peak, out=buf)
+    np.exp(buf, out=buf)
+    lse: FloatArray = peak[:, 0] + np.log(buf.sum(axis=1))
     if k <= 0:
-        empty = np.empty((len(logits), 0))
-        return lse, empty.astype(np.int64), empty.astype(np.float32)
+        return lse, np.empty((rows, 0), np.int64), np.empty((rows, 0), np.float32)
     k = min(k, logits.shape[1])
-    idx = np.argpartition(logits, -k, axis=1)[:, -k:]
-    vals = np.take_along_axis(logits, idx, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    ids = np.take_along_axis(idx, order, axis=1).astype(np.int64)
-    lps = (np.take_along_axis(vals, order, axis=1) - lse[:, None]).astype(np.float32)
+    ids = np.empty((rows, k), np.int64)
+    for r in range(rows):
+        ids[r] = _top_k(logits[r], float(peak[r, 0]), k)
+    lps: FloatArray = np.take_along_axis(logits, ids, axis=1) - lse[:, None]
     return lse, ids, lps
+
+
+def _top_k(row: FloatArray, peak: float, k: int) -> IntArray:
+    """Ids of the k largest logits, best first. Looks among the logits within 12 nats of the
+    peak first (a few hundred at most, usually), falling back to the whole row."""
+    cand = np.flatnonzero(row >= peak - 12.0)
+    if len(cand) < k:
+        cand = np.arange(len(row))
+    part = cand[np.argpartition(row[cand], len(cand) - k)[len(cand) - k :]]
+    order = np.argsort(-row[part], kind="stable")
+    out: IntArray = part[order].astype(np.int64)
+    return out
 
 
 # --------------------------------------------------------------------------- batch
@@ -698,6 +721,7 @@ class LlamaCppEngine:
         self._mem = llama_cpp.llama_get_memory(ctx)
         self._batch = _Batch(self.n_batch)
         self._batch_view = self._batch
+        self._scratch: FloatArray = np.empty((self.n_slots, self.n_vocab), np.float32)
 
     # ---- Engine protocol
 
