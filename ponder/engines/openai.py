@@ -106,6 +106,13 @@ def _number(table: Mapping[str, Any], key: str, default: float) -> float:
     return float(value)
 
 
+def _whole(table: Mapping[str, Any], key: str, default: int, least: int) -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise InputError(f"config [openai] {key} must be a whole number of at least {least}")
+    return value
+
+
 def settings_from(
     base_url: str | None,
     api_key_env: str | None,
@@ -121,7 +128,7 @@ def settings_from(
         raise InputError("--engine openai needs a server URL",
                          "pass --base-url http://HOST:PORT/v1 or set base_url in the config")
     key, key_env = resolve_api_key(api_key_env, config)
-    retry = RetryPolicy(attempts=int(_number(table, "retries", 3)) + 1)
+    retry = RetryPolicy(attempts=_whole(table, "retries", 3, 0) + 1)
     timeouts = Timeouts(_number(table, "connect_timeout", 5.0),
                         _number(table, "read_timeout", 300.0))
     mode = table.get("mode", "auto")
@@ -135,7 +142,7 @@ def settings_from(
         base_url=normalize_base_url(str(url)), api_key=key, api_key_env=key_env,
         model=model or table.get("model"), mode=mode, chat_template=table.get("chat_template"),
         context_length=int(ctx) if ctx else None, thinking=thinking, timeouts=timeouts,
-        retry=retry, max_connections=int(_number(table, "max_connections", 8)),
+        retry=retry, max_connections=_whole(table, "max_connections", 8, 1),
         extra_sampling=bool(table.get("extra_sampling", True)),
         server_n=table.get("server_n"), logprobs=table.get("logprobs"),
         always_logprobs=bool(table.get("always_logprobs", False)),
@@ -253,6 +260,8 @@ def estimate_tokens(text: str) -> int:
 
 class OpenAIEngine:
     """A model on an OpenAI-compatible server; connects and inspects it on creation."""
+
+    thread_safe = True  # `start` may be called from several threads at once
 
     def __init__(self, settings: OpenAISettings, client: RemoteClient | None = None) -> None:
         self.settings = settings
