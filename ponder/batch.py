@@ -237,13 +237,14 @@ def _no_field(name: str, seen: Sequence[str], what: str) -> None:
 
 
 def mark_duplicates(problems: list[Problem]) -> list[Problem]:
-    """A repeated id cannot be resumed reliably: later copies become error problems."""
+    """Ids must be unique to resume: later copies become error problems with an id of their
+    own (`ID@LINE`), so that their records never stand in for the first one's."""
     first: dict[str, int] = {}
     out: list[Problem] = []
     for p in problems:
         if p.id in first:
             reason = f"line {p.line}: duplicate id '{p.id}' (first on line {first[p.id]})"
-            out.append(Problem(p.id, p.question, None, reason, p.line))
+            out.append(Problem(f"{p.id}@{p.line}", p.question, None, reason, p.line))
         else:
             first[p.id] = p.line
             out.append(p)
@@ -640,17 +641,39 @@ def parse_concurrency(value: str | None) -> int | None:
     return number
 
 
+THREAD_SAFE_ENGINES = frozenset({"ponder.engines.openai.OpenAIEngine"})
+"""Engines documented as safe to call from several threads that do not say so themselves."""
+
+
+def thread_safe(engine: object) -> bool:
+    """Whether `engine.start` may be called from several threads at once."""
+    declared = getattr(engine, "thread_safe", None)
+    if isinstance(declared, bool):
+        return declared
+    kind = type(engine)
+    return f"{kind.__module__}.{kind.__qualname__}" in THREAD_SAFE_ENGINES
+
+
+def capacity(engine: object, default: int) -> int:
+    """How many sequences the engine serves at once: its slots or its connections."""
+    settings = getattr(engine, "settings", None)
+    for value in (getattr(engine, "n_slots", None), getattr(settings, "max_connections", None)):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return default
+
+
 def choose_workers(requested: int | None, loaded: Loaded, plan: Plan, slots: int) -> int:
     """How many problems run at once.
 
-    Only engines that declare ``thread_safe = True`` (a remote server, say) can run several
-    problems at once; they get `requested` threads, or automatically as many problems as
-    the engine's slots hold with the plan's chains. The in-process llama.cpp engine decodes
-    the chains of one prompt at a time, so with it problems run one after another.
+    Only engines safe to call from several threads (the OpenAI-compatible server engine, or
+    any engine declaring ``thread_safe = True``) run several problems at once: `requested`
+    of them, or automatically as many as the engine's capacity holds with the plan's
+    chains. The in-process llama.cpp engine decodes the chains of one prompt at a time, so
+    with it problems run one after another (its slots serve each problem's chains).
     """
-    if not getattr(loaded.engine, "thread_safe", False):
+    if not thread_safe(loaded.engine):
         return 1
     if requested is not None:
         return requested
-    slots = getattr(loaded.engine, "n_slots", None) or slots
-    return max(1, slots // chains_per_problem(plan))
+    return max(1, capacity(loaded.engine, slots) // chains_per_problem(plan))

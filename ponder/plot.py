@@ -379,6 +379,6 @@ def _tick_line(scale: LogScale, width: int) -> str:
         label = tick_label(value)
         at = round(scale.frac(value) * (width - 1)) - len(label) // 2
         at = max(0, at)
-        if all(c == " " for c in line[max(0, at - 1) : at + len(label) + 1]):
+        if all(c == " " for c in line[max(0, at - 2) : at + len(label) + 2]):
             line[at : at + len(label)] = list(label)
     return "".join(line).rstrip()

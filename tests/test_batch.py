@@ -117,7 +117,7 @@ def test_duplicate_ids_become_errors(tmp_path: Path) -> None:
     first, second = batch.load_problems(write(tmp_path / "p.jsonl", text))
     assert first.error is None
     assert second.error == "line 2: duplicate id 'a' (first on line 1)"
-    assert second.reference is None
+    assert second.id == "a@2" and second.reference is None
 
 
 def test_stdin_is_sniffed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -391,6 +391,31 @@ def test_concurrency_choice() -> None:
     remote = Loaded(EchoEngine(), "prompted", "m")
     assert batch.choose_workers(None, remote, plan, 8) == 8
     assert batch.choose_workers(3, remote, plan, 8) == 3
+
+
+def test_thread_safety_and_capacity_of_engines() -> None:
+    from ponder.engines.openai import OpenAIEngine
+
+    server = OpenAIEngine.__new__(OpenAIEngine)
+    assert batch.thread_safe(server)
+    assert not batch.thread_safe(ScriptedEngine())
+    assert batch.thread_safe(EchoEngine())
+
+    class Settings:
+        max_connections = 3
+
+    class Remote:
+        thread_safe = True
+        settings = Settings()
+
+    class Local:
+        n_slots = 4
+
+    assert batch.capacity(Remote(), 8) == 3
+    assert batch.capacity(Local(), 8) == 4
+    assert batch.capacity(object(), 8) == 8
+    assert batch.choose_workers(None, Loaded(Remote(), "prompted", "m"),  # type: ignore[arg-type]
+                                make_plan("low", None), 8) == 3
 
 
 def test_thread_pool_runs_problems_together_and_writes_whole_records() -> None:

@@ -256,6 +256,16 @@ def test_eval_resume_runs_only_what_is_missing(scripted: ScriptedEngine, tmp_pat
     assert len(out.read_text(encoding="utf-8").splitlines()) == 6
 
 
+def test_duplicate_ids_do_not_hide_results(scripted: ScriptedEngine, tmp_path: Path) -> None:
+    data = tmp_path / "dup.jsonl"
+    data.write_text('{"id": "a", "question": "What is 1?", "answer": "1"}\n'
+                    '{"id": "a", "question": "What is 2?", "answer": "2"}\n', encoding="utf-8")
+    scripted.enqueue(right(1))
+    result = runner.invoke(app, ["eval", str(data), "--json"])
+    row = json.loads(result.stdout)
+    assert (row["ran"], row["errors"], row["correct"], row["scored"]) == (1, 1, 1, 1)
+
+
 def test_eval_without_references_has_no_chart(scripted: ScriptedEngine, tmp_path: Path) -> None:
     data = tmp_path / "q.txt"
     data.write_text("What is 1?\nWhat is 2?\n", encoding="utf-8")

@@ -285,11 +285,11 @@ def describe(record: Record) -> str:
         return f"error: {record.get('error')}"
     answer = record.get("answer")
     text = "no answer" if answer is None else f"answer {answer}"
-    if record.get("reference") is not None:
-        verdict = "correct" if record.get("correct") else "wrong"
-        text += f" ({verdict}, reference {record['reference']})"
     if record["status"] == "interrupted":
         text += " [interrupted]"
+    elif record.get("reference") is not None:
+        verdict = "correct" if record.get("correct") else "wrong"
+        text += f" ({verdict}, reference {record['reference']})"
     return f"{text} · {record.get('tokens', 0)} tokens · {record.get('seconds', 0):.1f}s"
 
 
