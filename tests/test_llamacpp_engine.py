@@ -341,6 +341,30 @@ def test_fork_more_children_than_slots(two_slots: Engine) -> None:
         assert done[c].text.startswith(fork_text)
 
 
+def test_greedy_forks_continue_exactly_like_the_parent(two_slots: Engine) -> None:
+    """Children get the parent's KV (copied, inherited on the parent's end, or recomputed
+    when neither is possible): greedy continuations must then all equal the parent's."""
+    prompt = two_slots.chat_prompt(STORY)
+    s = Sampling(max_tokens=24, temperature=0)
+    reference = texts(generate(two_slots, prompt, s))[0]
+    gen = two_slots.start(prompt, s, n=1)
+    events: list[EngineEvent] = []
+    try:
+        for e in gen:
+            events.append(e)
+            if len(events) == 5:
+                assert gen.fork(0, 3) == [1, 2, 3]
+    finally:
+        gen.close()
+    done = done_of(events)
+    assert [done[i].text for i in range(4)] == [reference] * 4
+    assert all(done[i].tokens == done[0].tokens for i in range(4))
+    # decoded when taking a slot: seq 0 the last prompt token; seq 1 copied the parent's KV
+    # and seq 2 inherited the parent's slot (1 pending token each); seq 3 found no parent KV
+    # left and recomputed its 6 tokens (last prompt token + 5 sampled before the fork)
+    assert two_slots.last_stats.seq_start_tokens == 1 + 1 + 1 + 6  # type: ignore[attr-defined]
+
+
 # --------------------------------------------------------------------------- logprobs
 
 

@@ -663,6 +663,7 @@ class LlamaCppEngine:
         self._eog: dict[int, bool] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self.last_stats: GenerationStats | None = None
+        self._chat_formatter: Jinja2ChatFormatter | None = None
         self._load_model(gpu_layers)
         try:
             self.metadata = _read_metadata(self._model)
@@ -734,15 +735,24 @@ class LlamaCppEngine:
         return self._n_ctx
 
     def chat_prompt(self, messages: Sequence[Message]) -> str:
-        template = self.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
-            bos_token=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
-            add_generation_prompt=True,
-        )
         chat: list[Any] = [dict(m) for m in messages]
-        return formatter(messages=chat).prompt
+        try:
+            prompt: str = self._formatter()(messages=chat).prompt
+        except Exception as err:  # jinja2 errors, raise_exception() in the template
+            raise EngineError(f"the model's chat template failed: {err}") from err
+        return prompt
+
+    def _formatter(self) -> Jinja2ChatFormatter:
+        """The GGUF's own chat template (ChatML when it has none), built once."""
+        if self._chat_formatter is None:
+            template = self.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+            self._chat_formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=self._special_text(llama_cpp.llama_vocab_eos(self._vocab)),
+                bos_token=self._special_text(llama_cpp.llama_vocab_bos(self._vocab)),
+                add_generation_prompt=True,
+            )
+        return self._chat_formatter
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text, add_special=False))
