@@ -620,12 +620,22 @@ def _wait_all(futures: list[Future[None]]) -> None:
 
 
 def chains_per_problem(plan: Plan) -> int:
-    """How many chains the plan's strategy runs at once (its `n`-like option, else 1)."""
-    for name in ("n", "chains", "samples", "width"):
-        value = getattr(plan.options, name, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    """The most chains the plan's strategy runs at once, from its options (else 1):
+    `width` x `expand` (beam search), `max_n` (adaptive), `n` (vote, best-of-n, ...)."""
+    options = plan.options
+    width, expand = _positive(options, "width"), _positive(options, "expand")
+    if width and expand:
+        return width * expand
+    for name in ("max_n", "n", "chains", "width"):
+        value = _positive(options, name)
+        if value:
             return value
     return 1
+
+
+def _positive(options: object, name: str) -> int:
+    value = getattr(options, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def parse_concurrency(value: str | None) -> int | None:

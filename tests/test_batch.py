@@ -393,6 +393,21 @@ def test_concurrency_choice() -> None:
     assert batch.choose_workers(3, remote, plan, 8) == 3
 
 
+def test_chains_per_problem_of_each_kind_of_strategy() -> None:
+    from ponder.strategies import STRATEGIES
+
+    def chains(name: str, **options: str) -> int:
+        return batch.chains_per_problem(make_plan(None, name, options))
+
+    assert chains("cot") == 1
+    if "vote" in STRATEGIES:
+        assert chains("vote", n="6") == 6
+    if "adaptive" in STRATEGIES:
+        assert chains("adaptive", max_n="10") == 10
+    if "beam" in STRATEGIES:
+        assert chains("beam", width="2", expand="3") == 6
+
+
 def test_thread_safety_and_capacity_of_engines() -> None:
     from ponder.engines.openai import OpenAIEngine
 
