@@ -91,7 +91,11 @@ def _busy_cpus(interval: float = 0.2) -> float:
 def _configure_logging(verbose: bool) -> None:
     """Silence llama.cpp's stderr logging unless `verbose`."""
     global _LOG_CALLBACK
-    if verbose:
+    if verbose:  # llama-cpp-python's own callback, printing everything
+        from llama_cpp import _logger
+
+        _logger.set_verbose(True)
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
         return
 
     @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
