@@ -13,7 +13,8 @@ from functools import lru_cache
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?%?|-?\$?\.\d+%?"
 _NUMBER_RE = re.compile(_NUMBER)
 _FINAL_RE = re.compile(
-    r"(?:final answer|the answer)\s*(?:is|:|=)?\s*[:=]?\s*\**\s*(.+)", re.IGNORECASE
+    r"(?:final answer|the answer)\s*(?:is|:|=)?\s*[:=]?\s*\**\s*(?!is\s*$)(\S.*)",
+    re.IGNORECASE | re.MULTILINE,
 )
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 

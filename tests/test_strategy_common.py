@@ -18,7 +18,7 @@ from ponder.strategies.base import Clock
 
 Events = list[StrategyEvent]
 
-SMALL = {
+SMALL: dict[str, dict[str, Any]] = {
     "cot": {},
     "budget": {"min_think": "20", "max_waits": "2"},
     "vote": {"n": "4"},

@@ -108,6 +108,7 @@ def run(task: Task, opts: BudgetOptions) -> StrategyRun:
         ended_early = s.finish_reason == "eos" and not s.text and bool(s.thinking)
         if not thought.extending and not ended_early:
             final = s  # answered, capped or cut (answer forced), or interrupted
+            thought.thinking_tokens += thought.segment_thinking
             break
         _absorb(thought, s)
         if not (thought.extending or thought.wants_more(thought.thinking_tokens)):

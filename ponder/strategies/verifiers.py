@@ -113,6 +113,7 @@ class ArithmeticChecker:
         return (right + 1) / (checked + 2)
 
 
+_CLAUSE = re.compile(r",\s|;|:|=")
 _LEFT = re.compile(r"[\d\s.,$+\-*/×÷x()]+$")
 _RIGHT = re.compile(r"\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d.]*\s*[-+*/×÷x]\s*\d)")
 _OPERATOR = re.compile(r"\d[\s)$]*[-+*/×÷x][\s($]*\d")
@@ -131,7 +132,7 @@ def check_equations(text: str) -> list[bool]:
     results = []
     for line in text.splitlines():
         for at in (m.start() for m in re.finditer("=", line)):
-            left = _LEFT.search(line[:at])
+            left = _LEFT.search(_CLAUSE.split(line[:at])[-1])
             right = _RIGHT.match(line[at + 1:])
             if left is None or right is None or not _OPERATOR.search(left.group()):
                 continue
