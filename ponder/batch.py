@@ -323,6 +323,8 @@ class RecordWriter:
                 self.stream.flush()
                 if self._sync:
                     os.fsync(self.stream.fileno())
+            except BrokenPipeError:
+                raise  # the reader went away (`| head`): the CLI ends quietly
             except OSError as exc:
                 raise PonderError(f"cannot write {self.name}: {exc.strerror or exc}") from None
 
@@ -342,6 +344,9 @@ def check_output(
         return
     if resume and overwrite:
         raise InputError("give --resume or --overwrite, not both")
+    if out.is_dir() or not out.parent.is_dir():
+        what = "it is a directory" if out.is_dir() else f"no directory {out.parent}"
+        raise InputError(f"cannot write {out}: {what}")
     if source is not None and str(source) != "-" and _same_file(out, source):
         raise InputError(f"--out {out} is the input file")
     if not resume and not overwrite and _has_content(out):

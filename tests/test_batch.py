@@ -184,6 +184,10 @@ def test_existing_results_are_not_overwritten_by_accident(tmp_path: Path) -> Non
     batch.check_output(out, resume=True)
     batch.check_output(out, overwrite=True)
     batch.check_output(tmp_path / "new.jsonl")
+    with pytest.raises(InputError, match="no directory"):
+        batch.check_output(tmp_path / "missing" / "out.jsonl")
+    with pytest.raises(InputError, match="it is a directory"):
+        batch.check_output(tmp_path)
 
 
 def test_resume_repairs_a_truncated_last_line(tmp_path: Path) -> None:
@@ -446,3 +450,33 @@ def test_thread_pool_runs_problems_together_and_writes_whole_records() -> None:
         bool(i % 3) for i in range(12)]
     assert engine.most > 1
     assert not out.interrupted and len(out.records) == 12
+
+
+def test_ctrl_c_with_a_thread_pool_finishes_the_problems_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = EchoEngine(delay=0.01)
+    setup = Setup(Loaded(engine, "prompted", "m"), make_plan("low", None), Sampling())
+    def interrupted_wait(futures: list[Any]) -> None:
+        time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "_wait_all", interrupted_wait)
+    stream = io.StringIO()
+    problems = [Problem(str(i), f"What is {i}?", str(i)) for i in range(40)]
+    out = batch.run_batch(problems, setup, RecordWriter(stream, "s"), workers=3)
+    assert out.interrupted
+    lines = stream.getvalue().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert 1 <= len(records) < 40 and len(records) == len(out.records)
+    assert {r["status"] for r in records} <= {"ok", "interrupted"}
+    assert any(r["status"] == "interrupted" for r in records)
+
+
+def test_broken_pipe_is_left_to_the_cli() -> None:
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        RecordWriter(Closed(), "stdout").write({"id": "a"})
