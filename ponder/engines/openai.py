@@ -502,7 +502,7 @@ class OpenAIEngine:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=False)  # queued requests still post their end
         self.client.close()
 
 
