@@ -46,7 +46,7 @@ def test_question_from_file(scripted: ScriptedEngine, tmp_path: Path) -> None:
 
 def test_json_output(scripted: ScriptedEngine) -> None:
     scripted.enqueue(ANSWER)
-    result = runner.invoke(app, ["ask", "--json", "What is 17 * 24?"])
+    result = runner.invoke(app, ["ask", "--json", "--effort", "low", "What is 17 * 24?"])
     assert result.exit_code == 0
     record = json.loads(result.stdout)
     assert record["answer"] == "408"
@@ -54,7 +54,8 @@ def test_json_output(scripted: ScriptedEngine) -> None:
     assert record["text"] == "The product is \\boxed{408}."
     assert record["thinking"].startswith("17 times 24")
     assert record["model"] == "scripted-model"
-    assert record["strategy"] == "cot" and record["effort"] is None
+    assert record["strategy"] == "cot" and record["effort"] == "low"
+    assert record["settings"]["think_cap"] == 256
     assert record["finish_reason"] == "eos"
     usage = record["usage"]
     assert usage["completion_tokens"] == scripted.tokens_generated
@@ -171,3 +172,14 @@ def test_help_is_fast_and_lists_commands() -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert proc.stdout.strip() == "False"
+
+
+def test_config_file_chooses_the_engine(
+    scripted: ScriptedEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PONDER_ENGINE")
+    (tmp_path / "config.toml").write_text('engine = "scripted"\n', encoding="utf-8")
+    scripted.enqueue(ANSWER)
+    result = runner.invoke(app, ["ask", "-q", "What is 17 * 24?"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "408\n"

@@ -72,10 +72,10 @@ ThreadsOpt = Annotated[
                  rich_help_panel=ENGINE, show_default=False),
 ]
 EngineOpt = Annotated[
-    str,
+    str | None,
     typer.Option("--engine", envvar="PONDER_ENGINE", rich_help_panel=ENGINE,
-                 help="Backend: llama (in-process llama.cpp) or openai (an OpenAI-compatible "
-                 "server)."),
+                 show_default=False, help="Backend: llama (in-process llama.cpp) or openai "
+                 "(an OpenAI-compatible server) [default: the config file's engine, or llama]."),
 ]
 BaseUrlOpt = Annotated[
     str | None,

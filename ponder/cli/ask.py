@@ -52,7 +52,7 @@ def ask(
     thinking: ThinkingOpt = "summary",
     json_out: opt.JsonOpt = False,
     quiet: QuietOpt = False,
-    engine: opt.EngineOpt = "llama",
+    engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
     gpu_layers: opt.GpuLayersOpt = 0,
@@ -128,12 +128,12 @@ def read_question(words: list[str] | None, file: Path | None) -> str:
     if words and file is not None:
         raise InputError("give the question as arguments or with --file, not both")
     if words:
-        return " ".join(words)
+        return " ".join(words).strip()
     if file is not None:
         if str(file) == "-":
-            return sys.stdin.read()
+            return sys.stdin.read().strip()
         try:
-            return file.read_text(encoding="utf-8")
+            return file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise InputError(f"cannot read {file}: {reason}") from None

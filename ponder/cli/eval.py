@@ -115,7 +115,7 @@ def eval_command(
     time_limit: opt.TimeOpt = None,
     temperature: opt.TemperatureOpt = None,
     concurrency: ConcurrencyOpt = None,
-    engine: opt.EngineOpt = "llama",
+    engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
     gpu_layers: opt.GpuLayersOpt = 0,

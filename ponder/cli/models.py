@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ponder.cli import _options as opt
+from ponder.engines import default_engine
 from ponder.registry import ModelEntry, Source, installed_path, load_registry
 from ponder.sources import pull as pull_model
 from ponder.sources import remove as remove_model
@@ -61,12 +62,12 @@ def _entry_dict(entry: ModelEntry, path: Path | None) -> dict[str, Any]:
 @app.command("list")
 def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    engine: opt.EngineOpt = "llama",
+    engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
 ) -> None:
     """List registered models and whether each is installed (--engine openai: a server's)."""
-    if engine == "openai":
+    if (engine or default_engine()) == "openai":
         _list_remote(base_url, api_key_env, as_json)
         return
     rows = [(entry, installed_path(entry)) for entry in load_registry()]

@@ -99,7 +99,7 @@ def solve(
     seed: opt.SeedOpt = 0,
     temperature: opt.TemperatureOpt = None,
     concurrency: ConcurrencyOpt = None,
-    engine: opt.EngineOpt = "llama",
+    engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
     gpu_layers: opt.GpuLayersOpt = 0,
@@ -136,7 +136,7 @@ def solve(
         finish_interrupted(err, out)
 
 
-def load(err: Console, engine: str, options: EngineOptions) -> Loaded:
+def load(err: Console, engine: str | None, options: EngineOptions) -> Loaded:
     """Load the model once for the whole run, with a spinner on stderr."""
     with err.status("Loading model…", spinner="dots"):
         return load_engine(engine, options)

@@ -45,8 +45,16 @@ def engine_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def load_engine(kind: str, options: EngineOptions) -> Loaded:
+def default_engine() -> str:
+    """The config file's `engine`, else the in-process llama.cpp engine."""
+    from ponder.config import load_config
+
+    return str(load_config().get("engine") or "llama")
+
+
+def load_engine(kind: str | None, options: EngineOptions) -> Loaded:
     """Load (once per process) the model `options` names on the `kind` backend."""
+    kind = kind or default_engine()
     if kind not in _FACTORIES:
         raise InputError(f"unknown engine '{kind}'", f"choose from {', '.join(engine_names())}")
     key = (kind, options)
