@@ -76,9 +76,13 @@ def run_chains(
     """Run n chains to completion; yields chain events, returns their samples in order.
 
     `prior_tokens` continues chains whose first `prior_tokens` tokens are in `prefix`
-    (a chain resumed after a stop): their token counts start there.
+    (a chain resumed after a stop): their token counts start there. Chain k is seeded
+    with seed + k, so chains started in later rounds (first_chain > 0) differ from the
+    first round's.
     """
     sampling = sampling or task.sampling
+    if first_chain:
+        sampling = sampling.with_(seed=sampling.seed + first_chain)
     if config.think_cap is not None:
         limit = config.think_cap + config.answer_tokens
         sampling = sampling.with_(max_tokens=min(sampling.max_tokens, limit))
