@@ -14,7 +14,6 @@ and the kept ids are skipped.
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import os
@@ -33,8 +32,8 @@ from ponder.engines import Loaded
 from ponder.engines.base import Sampling
 from ponder.errors import InputError, PonderError
 from ponder.events import Result, StrategyEvent
-from ponder.runner import Plan, make_task, result_record, run_plan
-from ponder.strategies.base import Clock, StrategyRun
+from ponder.runner import Plan, drive, make_task, result_record, run_plan
+from ponder.strategies.base import Clock
 
 FORMATS = ("txt", "jsonl", "csv")
 _SUFFIXES = {".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -489,30 +488,6 @@ class NoProgress:
 
     def finished(self, problem: Problem, record: Record) -> None:
         pass
-
-
-def drive(
-    run: StrategyRun,
-    handle: Callable[[StrategyEvent], None],
-    stop: Callable[[], bool] | None = None,
-) -> Result:
-    """Run a strategy to its Result. Ctrl-C (or `stop()` turning true) makes it wrap up."""
-    pending_exc: BaseException | None = None
-    stopped = False
-    while True:
-        if not stopped and stop is not None and stop():
-            stopped, pending_exc = True, KeyboardInterrupt()
-        try:
-            event = run.throw(pending_exc) if pending_exc else next(run)
-            pending_exc = None
-            handle(event)
-        except StopIteration as done:
-            result: Result = done.value
-            return result
-        except KeyboardInterrupt as exc:
-            if inspect.getgeneratorstate(run) == inspect.GEN_CLOSED:
-                return Result(None, "", "", "interrupted", interrupted=True)
-            stopped, pending_exc = True, exc
 
 
 def solve_problem(

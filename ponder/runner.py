@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
 from ponder.engines import Loaded
 from ponder.engines.base import Sampling
 from ponder.errors import ContextOverflowError, InputError
-from ponder.events import Result
+from ponder.events import Result, StrategyEvent
 from ponder.strategies import get_strategy
 from ponder.strategies.base import Budget, Clock, StrategyRun, StrategySpec, Task
 from ponder.strategies.effort import DEFAULT_EFFORT, get_effort
@@ -89,14 +90,33 @@ def run_plan(task: Task, plan: Plan) -> StrategyRun:
     return plan.spec.run(task, plan.options)
 
 
+def drive(
+    run: StrategyRun,
+    handle: Callable[[StrategyEvent], None],
+    stop: Callable[[], bool] | None = None,
+) -> Result:
+    """Run a strategy to its Result. Ctrl-C (or `stop()` turning true) makes it wrap up."""
+    pending_exc: BaseException | None = None
+    stopped = False
+    while True:
+        if not stopped and stop is not None and stop():
+            stopped, pending_exc = True, KeyboardInterrupt()
+        try:
+            event = run.throw(pending_exc) if pending_exc else next(run)
+            pending_exc = None
+            handle(event)
+        except StopIteration as done:
+            result: Result = done.value
+            return result
+        except KeyboardInterrupt as exc:
+            if inspect.getgeneratorstate(run) == inspect.GEN_CLOSED:
+                return Result(None, "", "", "interrupted", interrupted=True)
+            stopped, pending_exc = True, exc
+
+
 def drain(run: StrategyRun) -> Result:
     """Run a strategy to its Result without rendering (the non-streaming fold)."""
-    while True:
-        try:
-            next(run)
-        except StopIteration as stop:
-            result: Result = stop.value
-            return result
+    return drive(run, lambda _event: None)
 
 
 def result_record(

@@ -7,6 +7,7 @@ from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine
 from ponder.events import ChainDone, ChainText, Result
 from ponder.runner import drain, make_plan, make_task, run_plan
+from ponder.strategies.base import StrategyRun
 
 
 def run_cot(engine: ScriptedEngine, budget: int | None = None, **opts: str) -> tuple[Result, list]:
@@ -65,3 +66,18 @@ def test_drain_folds_a_run() -> None:
     result = drain(run_plan(task, make_plan(None, None)))
     assert result.answer == "9"
     assert "q" in engine.prompts[0] and "<think>" in engine.prompts[0]
+
+
+def test_drive_returns_interrupted_when_a_strategy_does_not_catch_ctrl_c() -> None:
+    from ponder.events import StrategyNote
+    from ponder.runner import drive
+
+    def careless() -> StrategyRun:
+        while True:
+            yield StrategyNote("working")
+
+    def handle(_event: object) -> None:
+        raise KeyboardInterrupt
+
+    result = drive(careless(), handle)
+    assert result.interrupted and result.finish_reason == "interrupted"

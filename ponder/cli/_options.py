@@ -18,7 +18,7 @@ ENGINE = "Engine"
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Model id, alias or path to a .gguf file "
-                 "[default: $PONDER_MODEL, the config file, or the best installed model].",
+                 "\\[default: $PONDER_MODEL, the config file, or the best installed model].",
                  rich_help_panel=MODEL, show_default=False),
 ]
 EffortOpt = Annotated[
@@ -63,19 +63,19 @@ GpuLayersOpt = Annotated[
 ]
 CtxOpt = Annotated[
     int | None,
-    typer.Option("--ctx", min=256, help="Context size per sequence [default: model's, "
+    typer.Option("--ctx", min=256, help="Context size per sequence \\[default: model's, "
                  "at most 8192].", rich_help_panel=ENGINE, show_default=False),
 ]
 ThreadsOpt = Annotated[
     int | None,
-    typer.Option("--threads", min=1, help="CPU threads [default: the free cores].",
+    typer.Option("--threads", min=1, help="CPU threads \\[default: the free cores].",
                  rich_help_panel=ENGINE, show_default=False),
 ]
 EngineOpt = Annotated[
     str | None,
     typer.Option("--engine", envvar="PONDER_ENGINE", rich_help_panel=ENGINE,
                  show_default=False, help="Backend: llama (in-process llama.cpp) or openai "
-                 "(an OpenAI-compatible server) [default: the config file's engine, or llama]."),
+                 "(an OpenAI-compatible server) \\[default: the config file's engine, or llama]."),
 ]
 BaseUrlOpt = Annotated[
     str | None,

@@ -17,8 +17,14 @@ from ponder.engines import EngineOptions, Loaded, load_engine
 from ponder.engines.base import Sampling
 from ponder.errors import InputError
 from ponder.events import Result
-from ponder.runner import make_plan, make_task, parse_overrides, result_record, run_plan
-from ponder.strategies.base import StrategyRun
+from ponder.runner import (
+    drive,
+    make_plan,
+    make_task,
+    parse_overrides,
+    result_record,
+    run_plan,
+)
 
 CLOCK = time.monotonic
 
@@ -75,26 +81,11 @@ def ask(
     task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:
-        result = drive(run_plan(task, plan), renderer)
+        result = drive(run_plan(task, plan), renderer.handle)
     elapsed = CLOCK() - started
     _emit(text, result, loaded, plan, elapsed, renderer, json_out=json_out, quiet=quiet)
     if result.interrupted:
         raise typer.Exit(130)
-
-
-def drive(run: StrategyRun, renderer: Renderer) -> Result:
-    """Feed a strategy's events to the renderer; Ctrl-C makes the strategy wrap up."""
-    pending: BaseException | None = None
-    while True:
-        try:
-            event = run.throw(pending) if pending else next(run)
-            pending = None
-            renderer.handle(event)
-        except StopIteration as stop:
-            result: Result = stop.value
-            return result
-        except KeyboardInterrupt as exc:
-            pending = exc
 
 
 def _emit(question: str, result: Result, loaded: Loaded, plan: object, elapsed: float,
