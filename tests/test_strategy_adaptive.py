@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.engines.scripted import ScriptedEngine
+from ponder.engines.base import Sampling
+from ponder.engines.scripted import Script, ScriptedEngine, ScriptedGeneration
 from ponder.events import StrategyNote
 from ponder.strategies.aggregate import (
     Ballot,
@@ -90,3 +91,20 @@ def test_budget_runs_out_in_a_later_round() -> None:
     assert result.votes == {"1": 2.0, "2": 2.0}
     assert result.answer == "1"
     assert result.settings["stop_reason"] == "out of budget"
+
+
+class SeedRecorder(ScriptedEngine):
+    def __init__(self, outputs: list[Script]) -> None:
+        super().__init__(outputs)
+        self.seeds: list[tuple[int, int]] = []
+
+    def start(self, prompt: str, sampling: Sampling, n: int = 1, budget: int | None = None
+              ) -> ScriptedGeneration:
+        self.seeds.append((sampling.seed, n))
+        return super().start(prompt, sampling, n, budget)
+
+
+def test_each_round_draws_new_seeds() -> None:
+    engine = SeedRecorder([think(a) for a in [4, 5, 6, 7, 8, 9]])
+    run_strategy(engine, "adaptive", start=2, step=2, max_n=6)
+    assert engine.seeds == [(0, 2), (2, 2), (4, 2)]  # chain k is seeded with seed + k

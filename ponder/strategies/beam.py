@@ -96,7 +96,7 @@ def _step(task: Task, opts: BeamOptions, verifier: Verifier, beams: list[Beam], 
     """Expand every open beam and score the new candidates."""
     live = [b for b in beams if not b.done]
     each = opts.width * opts.expand if step == 1 else opts.expand
-    first = _next_chain(beams, step, opts)
+    first = (step - 1) * opts.width * opts.expand  # step k's chains follow step k-1's
     fresh: list[Beam] = []
     with holding(task.budget, len(live) * each * tokens_per_call(verifier)):
         for beam in live:
@@ -108,11 +108,6 @@ def _step(task: Task, opts: BeamOptions, verifier: Verifier, beams: list[Beam], 
             yield from emit(task, ChainDone(c.chain, s.answer, c.tokens, c.reason, None,
                                             c.score))
     return fresh
-
-
-def _next_chain(beams: list[Beam], step: int, opts: BeamOptions) -> int:
-    """Chain numbers: step k's candidates follow step k-1's, width * expand per step."""
-    return (step - 1) * opts.width * opts.expand
 
 
 def _expand(task: Task, opts: BeamOptions, beam: Beam, n: int, first: int, step: int

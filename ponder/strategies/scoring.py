@@ -138,10 +138,3 @@ def p_yes(top: TopLogprobs, words: frozenset[str] = YES_WORDS) -> float:
     """Probability mass of "yes"-like candidates (case and spaces ignored) among `top`."""
     mass = sum(math.exp(lp) for text, lp in top if text.strip().lower() in words)
     return min(1.0, mass)
-
-
-def mean_probability(logprobs: Sequence[float]) -> float | None:
-    """Geometric-mean token probability, exp(mean logprob): a cheap chain confidence."""
-    if not logprobs:
-        return None
-    return math.exp(sum(logprobs) / len(logprobs))
