@@ -184,7 +184,7 @@ class GenerationStats:
     prefill_s: float = 0.0
 
 
-@dataclass
+@dataclass(eq=False)  # identity comparison: `in` / `remove` on lists of sequences
 class _Seq:
     index: int
     seed: int
