@@ -127,8 +127,11 @@ def run_chains(
 
 
 def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
-    """Lower max_tokens to what the context leaves after `prompt` (engines reject more)."""
-    room = task.engine.context_length - task.engine.count_tokens(prompt)
+    """Lower max_tokens to what the context leaves after `prompt` (engines reject more).
+
+    One token is left spare for a BOS token the engine may add to the prompt.
+    """
+    room = task.engine.context_length - task.engine.count_tokens(prompt) - 1
     if sampling.max_tokens <= room:
         return sampling
     return sampling.with_(max_tokens=max(1, room))
