@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ponder import __version__
-from ponder.cli import ask, eval, models, solve
+from ponder.cli import ask, eval, models, solve, strategies
 from ponder.cli._errors import report
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("ask")(ask.ask)
 app.add_typer(models.app, name="models")
 app.command("solve")(solve.solve)
 app.command("eval")(eval.eval_command)
+app.command("strategies")(strategies.strategies)
 
 
 def _version(value: bool) -> None:
