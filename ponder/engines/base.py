@@ -5,6 +5,16 @@ more continuations. `Engine.start` returns a :class:`Generation`: an iterator of
 events tagged with the sequence index, plus control hooks that strategies call between
 events (abort, inject, fork). Hooks take effect before the next decode step. The
 non-streaming :func:`generate` is a fold over that stream.
+
+Contract shared by every engine:
+- The text streamed for a sequence always concatenates to its `SequenceDone.text` (text that
+  may begin a stop string is held back until it is decided).
+- An end-of-generation token yields a TokenEvent with empty text; it counts as sampled.
+- `TokenEvent.logprob` is the chosen token's log-probability from the raw logits when the
+  engine can compute it (None otherwise), whatever `top_logprobs` asks for.
+- One generation per engine at a time: a local engine may close a generation still open
+  when `start` is called again. Engines that are safe to use from several threads at once
+  say so with a `thread_safe = True` attribute.
 """
 
 from __future__ import annotations
@@ -58,7 +68,11 @@ class Generation(Protocol):
         """
 
     def fork(self, seq: int, k: int) -> list[int]:
-        """Clone live sequence `seq` into `k` new sequences; returns their indices."""
+        """Clone live sequence `seq` into `k` new sequences; returns their indices.
+
+        Children inherit the parent's text and token count and are seeded `seed + index`,
+        so they diverge from the parent and from each other.
+        """
         ...
 
     def close(self) -> None:
