@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -169,6 +170,7 @@ def header(args: argparse.Namespace, loaded: Loaded, n: int, load_seconds: float
     return [
         f"ponder test-time scaling: {loaded.model_id} on {Path(args.data).name}, "
         f"first {n} problems",
+        "command: python " + " ".join(shlex.quote(a) for a in sys.argv),
         f"machine: {platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}; slots {args.slots}, ctx {args.ctx}, seed {args.seed}, "
         f"budget {args.budget}; threads {loaded_threads(loaded)}; model loaded in "
