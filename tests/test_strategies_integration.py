@@ -7,7 +7,6 @@ A counting wrapper around the engine checks that --budget holds for every sample
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,23 +17,16 @@ from ponder.engines import EngineOptions, Loaded, load_engine
 from ponder.engines.base import Engine, Generation, Message, Sampling
 from ponder.events import EngineEvent, FinishReason, Result, SequenceDone
 from ponder.runner import drain, make_plan, make_task, run_plan
+from tests.models import smollm2_path
 
 pytestmark = pytest.mark.integration
 
-DEFAULT_MODEL = Path("/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 QUESTION = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
             "clips in May. How many clips did Natalia sell altogether in April and May?")
 BUDGET = 500
 
 
 def model_path() -> Path:
-    explicit = os.environ.get("PONDER_TEST_MODEL")
-    if explicit:
-        return Path(explicit)
-    if DEFAULT_MODEL.is_file():
-        return DEFAULT_MODEL
-    from tests.models import smollm2_path
-
     return smollm2_path()
 
 
