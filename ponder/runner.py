@@ -132,6 +132,7 @@ def result_record(
         "effort": plan.effort,
         "strategy": plan.spec.name,
         "settings": plan.settings(),
+        "run": result.settings,
         "usage": {
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,

@@ -56,6 +56,7 @@ def test_json_output(scripted: ScriptedEngine) -> None:
     assert record["model"] == "scripted-model"
     assert record["strategy"] == "cot" and record["effort"] == "low"
     assert record["settings"]["think_cap"] == 256
+    assert isinstance(record["run"], dict)
     assert record["finish_reason"] == "eos"
     usage = record["usage"]
     assert usage["completion_tokens"] == scripted.tokens_generated
@@ -183,3 +184,16 @@ def test_config_file_chooses_the_engine(
     result = runner.invoke(app, ["ask", "-q", "What is 17 * 24?"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "408\n"
+
+
+def test_json_reports_samples_votes_and_run_facts(scripted: ScriptedEngine) -> None:
+    scripted.enqueue("<think>a</think>\\boxed{18}", "<think>b</think>\\boxed{18.0}",
+                     "<think>c</think>\\boxed{20}")
+    result = runner.invoke(app, ["ask", "--json", "--strategy", "vote", "-o", "n=3", "q"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["answer"] == "18"
+    assert record["votes"] == {"18": 2, "20": 1}
+    assert [s["answer"] for s in record["samples"]] == ["18", "18.0", "20"]
+    assert record["settings"]["n"] == 3
+    assert record["run"]["chains"] == 3
