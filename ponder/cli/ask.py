@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 
 from ponder.cli import _options as opt
+from ponder.cli._engine import load, sampling_for
 from ponder.cli.render import Renderer, ThinkingMode, print_answer
-from ponder.engines import EngineOptions, Loaded, load_engine
-from ponder.engines.base import Sampling
+from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
 from ponder.events import Result
 from ponder.runner import (
@@ -73,11 +73,8 @@ def ask(
     err = Console(stderr=True, quiet=quiet)
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
                             api_key_env=api_key_env)
-    with err.status("Loading model…", spinner="dots"):
-        loaded = load_engine(engine, options)
-    sampling = Sampling(seed=seed, max_tokens=loaded.engine.context_length)
-    if temperature is not None:
-        sampling = sampling.with_(temperature=temperature)
+    loaded = load(err, engine, options)
+    sampling = sampling_for(loaded, seed, temperature)
     task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:

@@ -22,6 +22,7 @@ from rich.console import Console
 from ponder import batch
 from ponder.batch import Problem, Record, Setup
 from ponder.cli import _options as opt
+from ponder.cli._engine import load, sampling_for
 from ponder.cli.solve import (
     BlocksOpt,
     ConcurrencyOpt,
@@ -31,9 +32,7 @@ from ponder.cli.solve import (
     OverwriteOpt,
     closing_writer,
     finish_interrupted,
-    load,
     progress_view,
-    sampling_for,
     say,
     workers_for,
 )

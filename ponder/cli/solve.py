@@ -21,8 +21,8 @@ from rich.progress import Progress as RichProgress
 from ponder import batch
 from ponder.batch import Problem, Record, Setup
 from ponder.cli import _options as opt
-from ponder.engines import EngineOptions, Loaded, load_engine
-from ponder.engines.base import Sampling
+from ponder.cli._engine import load, sampling_for
+from ponder.engines import EngineOptions, Loaded
 from ponder.evaluation import percent, run_table, summarize
 from ponder.events import BudgetUpdate, StrategyEvent
 from ponder.runner import Plan, make_plan, parse_overrides
@@ -134,17 +134,6 @@ def solve(
                         plain=not err.is_terminal, out=str(out) if out else None))
     if outcome.interrupted:
         finish_interrupted(err, out)
-
-
-def load(err: Console, engine: str | None, options: EngineOptions) -> Loaded:
-    """Load the model once for the whole run, with a spinner on stderr."""
-    with err.status("Loading model…", spinner="dots"):
-        return load_engine(engine, options)
-
-
-def sampling_for(loaded: Loaded, seed: int, temperature: float | None) -> Sampling:
-    sampling = Sampling(seed=seed, max_tokens=loaded.engine.context_length)
-    return sampling if temperature is None else sampling.with_(temperature=temperature)
 
 
 def workers_for(err: Console, requested: int | None, loaded: Loaded, plan: Plan,
