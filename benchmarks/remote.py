@@ -6,9 +6,10 @@
 Starts llama-cpp-python's server (`python -m llama_cpp.server`) on a free loopback port
 with the GGUF at PATH, solves the first K problems with `--effort low` and a token budget
 through `--engine openai` at concurrency 1, 2 and 4 (problems sent from that many
-threads), then the same problems with the in-process LlamaCppEngine one at a time (it is
-not thread-safe), and prints one table. Same seeds, budget and thread count everywhere.
-The table is also written to benchmarks/results/remote-<model>.txt (see --out).
+threads), then the same problems with the in-process LlamaCppEngine (4 slots, shared by
+the problems in flight) at the same concurrencies, and prints one table. Same seeds,
+budget and thread count everywhere. The table is also written to
+benchmarks/results/remote-<model>.txt (see --out).
 """
 
 from __future__ import annotations
@@ -141,14 +142,16 @@ def local_rows(model: Path, problems: list[str], args: argparse.Namespace) -> li
     except ImportError:
         print("in-process LlamaCppEngine not available: column left out", flush=True)
         return []
-    engine = LlamaCppEngine(model, n_ctx=args.ctx, n_slots=1, n_threads=args.threads,
-                            n_threads_batch=args.threads)
+    engine = LlamaCppEngine(model, n_ctx=args.ctx, n_slots=max(CONCURRENCY),
+                            n_threads=args.threads, n_threads_batch=args.threads)
     loaded = Loaded(engine, "prompted", model.name)
     solve(loaded, problems[0], 0, 8)
-    row = measure("llama (in-process)", loaded, problems, 1, args)
-    print(format_row(row), flush=True)
+    rows = []
+    for workers in CONCURRENCY:
+        rows.append(measure("llama (in-process)", loaded, problems, workers, args))
+        print(format_row(rows[-1]), flush=True)
     engine.close()
-    return [row]
+    return rows
 
 
 def format_row(row: Row) -> str:

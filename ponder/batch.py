@@ -656,11 +656,11 @@ def capacity(engine: object, default: int) -> int:
 def choose_workers(requested: int | None, loaded: Loaded, plan: Plan, slots: int) -> int:
     """How many problems run at once.
 
-    Only engines safe to call from several threads (the OpenAI-compatible server engine, or
-    any engine declaring ``thread_safe = True``) run several problems at once: `requested`
-    of them, or automatically as many as the engine's capacity holds with the plan's
-    chains. The in-process llama.cpp engine decodes the chains of one prompt at a time, so
-    with it problems run one after another (its slots serve each problem's chains).
+    Only engines safe to call from several threads (the llama.cpp engine, whose slots the
+    problems share; the OpenAI-compatible server engine; any engine declaring
+    ``thread_safe = True``) run several problems at once: `requested` of them, or
+    automatically as many as the engine's capacity (slots or connections) holds with the
+    plan's chains. Other engines run problems one after another.
     """
     if not thread_safe(loaded.engine):
         return 1

@@ -74,9 +74,8 @@ LimitOpt = Annotated[
 ConcurrencyOpt = Annotated[
     str | None,
     typer.Option("--concurrency", help="Problems run at once: a number or auto (default: "
-                 "auto). Only engines safe to call from several threads (a server) run "
-                 "problems in parallel; the llama engine solves one problem at a time, "
-                 "its slots serving that problem's chains.",
+                 "auto: as many as the engine's slots or connections hold with the "
+                 "strategy's chains). Their chains share the engine's decode batches.",
                  rich_help_panel=opt.ENGINE, show_default=False, metavar="K|auto"),
 ]
 
@@ -141,8 +140,8 @@ def workers_for(err: Console, requested: int | None, loaded: Loaded, plan: Plan,
     """Problems at once; says so when an asked-for concurrency cannot be used."""
     workers = batch.choose_workers(requested, loaded, plan, slots)
     if requested is not None and requested > workers:
-        say(err, f"ponder: note: this engine solves one problem at a time (its slots serve "
-            f"that problem's chains); --concurrency {requested} runs them in turn", "yellow")
+        say(err, f"ponder: note: this engine solves one problem at a time; --concurrency "
+            f"{requested} runs them in turn", "yellow")
     return workers
 
 

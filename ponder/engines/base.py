@@ -12,9 +12,9 @@ Contract shared by every engine:
 - An end-of-generation token yields a TokenEvent with empty text; it counts as sampled.
 - `TokenEvent.logprob` is the chosen token's log-probability from the raw logits when the
   engine can compute it (None otherwise), whatever `top_logprobs` asks for.
-- One generation per engine at a time: a local engine may close a generation still open
-  when `start` is called again. Engines that are safe to use from several threads at once
-  say so with a `thread_safe = True` attribute.
+- One generation per thread at a time: an engine may close a generation the calling thread
+  still has open when it calls `start` again. Engines that are safe to use from several
+  threads at once (generations running side by side) say so with `thread_safe = True`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,20 @@
 """In-process llama.cpp engine with true parallel (batched) decoding.
 
-One llama.cpp context holds ``n_slots`` sequence slots plus a *prompt holder* sequence.
-A request evaluates its prompt once into the holder (all but the last prompt token; a
-prefix shared with the previous request is reused), then every sequence that takes a slot
-copies the holder's KV (``llama_memory_seq_cp``, no recomputation: with a unified KV cache
-the cells are shared). Each step decodes the pending token of every live sequence in one
-``llama_decode`` batch and samples each sequence with its own sampler chain (seeded
-``seed + index``). A sequence that finishes frees its slot at once, and the next waiting
-sequence (``n > n_slots``, or a fork) starts in the following step.
+One llama.cpp context holds ``n_slots`` sequence slots plus *prompt holder* sequences.
+A request evaluates its prompt once into its holder (all but the last prompt token; a
+prefix kept by any holder, such as the previous request's or a shared system prompt, is
+reused), then every sequence that takes a slot copies the holder's KV
+(``llama_memory_seq_cp``, no recomputation: with a unified KV cache the cells are shared).
+Each step decodes the pending token of every live sequence in one ``llama_decode`` batch
+and samples each sequence with its own sampler chain (seeded ``seed + index``). A sequence
+that finishes frees its slot at once, and the next waiting sequence (``n > n_slots``, a
+fork, or another request's) starts in the following step.
 
-Positions: the holder keeps ``prompt[:-1]`` at positions ``0..base-1`` (``base`` =
+Several requests (generations started from several threads) share the slots: a step
+serves every generation whose consumer is waiting for its next event, so problems solved
+concurrently are decoded in the same batches.
+
+Positions: a holder keeps ``prompt[:-1]`` at positions ``0..base-1`` (``base`` =
 prompt length - 1). A sequence's own tokens (``_Seq.tokens``) start with the prompt's last
 token at position ``base``; ``tokens[:n_kv]`` are in its KV, the rest are decoded next step.
 """
@@ -17,10 +22,16 @@ token at position ``base``; ``tokens[:n_kv]`` are in its KV, the rest are decode
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
+import itertools
 import os
+import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +55,10 @@ CHATML_TEMPLATE = (
 # Flash attention on CPU: measured with benchmarks/parallel.py (see
 # benchmarks/results/parallel-qwen0.5b.txt); batched decode is faster with it on.
 DEFAULT_FLASH_ATTN = True
+# Shared steps: how long a step waits for other threads' generations to come back for
+# their next token, and how long a generation with no free slot waits before trying again.
+GATHER_S = 0.005
+IDLE_WAIT_S = 0.05
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -183,6 +198,7 @@ class GenerationStats:
     prompt_evals: int = 0  # holder prefills (1 per request, 0 when fully reused)
     seq_start_tokens: int = 0  # last prompt token / recomputed fork tokens decoded per seq
     steps: int = 0
+    shared_steps: int = 0  # steps whose batch also decoded other generations' sequences
     sampled: int = 0
     injected: int = 0
     decode_s: float = 0.0
@@ -218,7 +234,13 @@ def _new_decoder() -> codecs.IncrementalDecoder:
 
 
 class LlamaCppGeneration:
-    """A running batched generation; see :class:`ponder.engines.base.Generation`."""
+    """A running batched generation; see :class:`ponder.engines.base.Generation`.
+
+    Its events are produced by the engine's shared steps (:meth:`LlamaCppEngine._step`),
+    which may decode the sequences of several generations (from several threads) at once.
+    A generation takes part in a step only while its consumer waits for an event, so hooks
+    called between events take effect before its next token, as with one generation.
+    """
 
     def __init__(
         self,
@@ -227,27 +249,37 @@ class LlamaCppGeneration:
         sampling: Sampling,
         n: int,
         budget: int | None,
+        holder: int,
     ) -> None:
         self._engine = engine
         self._prompt = prompt_tokens
         self._base = len(prompt_tokens) - 1
         self._sampling = sampling
         self._budget = budget
+        self._holder = holder
+        self._owner = threading.get_ident()
         self._used = 0
         self._closed = False
         self._released = False
-        self._free: list[int] = list(range(engine.n_slots))
+        self._prefilled = False
+        self._done = False  # every sequence has finished: no more events after the queue
+        self._waiting = False  # the consumer is blocked in __next__
+        self._error: BaseException | None = None
+        self._queue: deque[EngineEvent] = deque()
+        self._active: list[_Seq] = []
         self._retired: list[_Seq] = []
         self._seqs: list[_Seq] = [
             _Seq(i, sampling.seed + i, [prompt_tokens[-1]], _new_decoder()) for i in range(n)
         ]
         self.stats = GenerationStats(prompt_tokens=len(prompt_tokens))
-        self._events = self._run()
 
-    # ---- hooks
+    # ---- iteration and hooks
 
     def __iter__(self) -> Iterator[EngineEvent]:
-        return self._events
+        return self
+
+    def __next__(self) -> EngineEvent:
+        return self._engine._next_event(self)
 
     def _find(self, seq: int) -> _Seq:
         if not 0 <= seq < len(self._seqs):
@@ -292,35 +324,30 @@ class LlamaCppGeneration:
         return child
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._events.close()
-        finally:
-            self._release()
+        if not self._closed:
+            self._engine._close_generation(self)
 
-    # ---- main loop
+    # ---- one step (called by the engine, which owns the context meanwhile)
 
-    def _run(self) -> Generator[EngineEvent, None, None]:
-        try:
-            self._engine._prefill(self._prompt, self.stats)
-            while not self._closed:
-                t0 = time.perf_counter()
-                yield from self._finish_aborted()
-                yield from self._apply_injections()
-                yield from self._finish_exhausted()
-                self._fill_slots()
-                active = [s for s in self._seqs if s.slot is not None and s.done is None]
-                yield from self._enforce_budget(active)
-                active = [s for s in active if s.done is None]
-                if active:
-                    self.stats.steps += 1
-                    yield from self._decode_and_sample(active)
-                elif not any(s.done is None for s in self._seqs):
-                    return
-                self.stats.step_s += time.perf_counter() - t0
-        finally:
+    def _prepare(self) -> None:
+        """Everything before the decode: hooks, slots and the budget; sets `_active`."""
+        put = self._queue.extend
+        put(self._finish_aborted())
+        put(self._apply_injections())
+        put(self._finish_exhausted())
+        self._fill_slots()
+        active = [s for s in self._seqs if s.slot is not None and s.done is None]
+        put(self._enforce_budget(active))
+        self._active = [s for s in active if s.done is None]
+        if self._active:
+            self.stats.steps += 1
+
+    def _end_step(self) -> None:
+        """After the decode: a generation whose sequences have all finished lets go of its
+        slots and prompt holder at once."""
+        self._active = []
+        if not any(s.done is None for s in self._seqs):
+            self._done = True
             self._release()
 
     def _finish_aborted(self) -> Iterator[EngineEvent]:
@@ -371,22 +398,20 @@ class LlamaCppGeneration:
     # ---- slots
 
     def _fill_slots(self) -> None:
+        engine = self._engine
         waiting = [s for s in self._seqs if s.done is None and s.slot is None]
-        while waiting and self._free:
-            self._assign(waiting.pop(0), self._free.pop(0))
+        while waiting and engine._free_slots:
+            self._assign(waiting.pop(0), engine._take_slot())
         for s in list(waiting):
             if self._take_over(s):
                 waiting.remove(s)
-        mem = self._engine._mem
         for old in self._retired:
             if old.slot is not None:
-                llama_cpp.llama_memory_seq_rm(mem, old.slot, -1, -1)
-                self._free.append(old.slot)
+                engine._give_slot(old.slot)
                 old.slot = None
         self._retired.clear()
-        self._free.sort()
-        while waiting and self._free:
-            self._assign(waiting.pop(0), self._free.pop(0))
+        while waiting and engine._free_slots:
+            self._assign(waiting.pop(0), engine._take_slot())
 
     def _assign(self, s: _Seq, slot: int) -> None:
         """Give `s` a free slot, copying its KV from its parent's slot or the holder."""
@@ -397,7 +422,7 @@ class LlamaCppGeneration:
             llama_cpp.llama_memory_seq_cp(mem, parent.slot, slot, -1, self._base + s.n_kv)
         else:
             s.n_kv = 0
-            llama_cpp.llama_memory_seq_cp(mem, self._engine.holder_seq, slot, -1, -1)
+            llama_cpp.llama_memory_seq_cp(mem, self._holder, slot, -1, -1)
         self._start_seq(s, slot)
 
     def _take_over(self, s: _Seq) -> bool:
@@ -417,59 +442,25 @@ class LlamaCppGeneration:
         s.sampler = self._engine._make_sampler(self._sampling, s.seed)
         self.stats.seq_start_tokens += len(s.tokens) - s.n_kv
 
-    # ---- decode + sample
+    # ---- sampling (rows of the engine's shared decode)
 
-    def _decode_and_sample(self, active: list[_Seq]) -> Iterator[EngineEvent]:
-        """Decode every active sequence's pending tokens (one batch, split only if it
-        overflows n_batch), then sample one token per sequence."""
-        engine = self._engine
-        batch = engine._batch_view
-        cap = engine.n_batch
-        n = 0
-        outputs: list[tuple[_Seq, int]] = []
-        for s in active:
-            pending = s.tokens[s.n_kv :]
-            while pending:
-                if n == cap:
-                    self._decode(n)
-                    yield from self._sample(outputs)
-                    n, outputs = 0, []
-                take = pending[: cap - n]
-                pending = pending[len(take) :]
-                pos0 = self._base + s.n_kv
-                batch.put(n, take, pos0, s.slot or 0, last_logits=not pending)
-                s.n_kv += len(take)
-                n += len(take)
-                if not pending:
-                    outputs.append((s, n - 1))
-        if n:
-            self._decode(n)
-            yield from self._sample(outputs)
-
-    def _decode(self, n_tokens: int) -> None:
-        t0 = time.perf_counter()
-        self._engine._decode(n_tokens)
-        self.stats.decode_s += time.perf_counter() - t0
-
-    def _sample(self, outputs: list[tuple[_Seq, int]]) -> Iterator[EngineEvent]:
-        if not outputs:
-            return
+    def _sample(self, logits: FloatArray, outputs: list[tuple[_Seq, int]]) -> None:
+        """Sample each of `outputs` (sequence, batch index) from its row of `logits`."""
         engine = self._engine
         k = self._sampling.top_logprobs
-        logits = engine._logits(len(outputs))
         lse, top_ids, top_lp = _logprob_table(logits, k, engine._scratch)
         for row, (s, batch_idx) in enumerate(outputs):
             if s.done is not None:
                 continue
             if s.abort_reason is not None:
-                yield from self._finish(s, s.abort_reason)
+                self._queue.extend(self._finish(s, s.abort_reason))
                 continue
             t0 = time.perf_counter()
             tok = llama_cpp.llama_sampler_sample(s.sampler, engine._ctx, batch_idx)
             self.stats.sample_s += time.perf_counter() - t0
             logprob = float(logits[row, tok] - lse[row])
             top = engine._top_pieces(top_ids[row], top_lp[row]) if k else None
-            yield from self._accept(s, tok, logprob, top)
+            self._queue.extend(self._accept(s, tok, logprob, top))
 
     def _accept(
         self,
@@ -538,7 +529,7 @@ class LlamaCppGeneration:
             self._retired.append(s)
         yield SequenceDone(s.index, reason, s.text, s.sampled)
 
-    # ---- teardown
+    # ---- teardown (the engine owns the context when these run)
 
     def _free_sampler(self, s: _Seq) -> None:
         if s.sampler is not None:
@@ -546,16 +537,17 @@ class LlamaCppGeneration:
             s.sampler = None
 
     def _release(self) -> None:
-        """Free samplers and slots; the holder keeps the prompt for prefix reuse."""
+        """Free samplers, slots and the holder; the holder keeps the prompt for prefix reuse."""
         if self._released:
             return
         self._released = True
-        self._closed = True
         for s in self._seqs:
             self._free_sampler(s)
-            s.slot = None
-        self._engine._clear_slots()
-        self._engine._generation_done(self)
+            if s.slot is not None:
+                self._engine._give_slot(s.slot)
+                s.slot = None
+        self._retired.clear()
+        self._engine._give_holder(self._holder)
 
 
 def _logprob_table(
@@ -636,8 +628,15 @@ class LlamaCppEngine:
     """A GGUF model loaded in-process, decoding up to `n_slots` sequences per batch.
 
     `n_ctx` is the context of one request (prompt plus the longest sequence); the KV cache
-    holds `n_ctx * n_slots` cells (`kv_size` overrides it) shared by all sequences.
+    holds `n_ctx * (n_slots + 1)` cells (`kv_size` overrides it) shared by all sequences:
+    one request's worth per slot, plus room for a prompt kept for prefix reuse.
+
+    Thread-safe: generations started from several threads share the slots, and each step
+    decodes the sequences of every generation whose consumer is waiting in one batch.
+    Starting a generation closes the ones still open in the calling thread.
     """
+
+    thread_safe = True
 
     def __init__(
         self,
@@ -660,19 +659,28 @@ class LlamaCppEngine:
         _configure_logging(verbose)
         _backend_init()
         self.n_slots = n_slots
-        self.holder_seq = n_slots
         self.n_threads = n_threads or free_cores()
         self.n_threads_batch = n_threads_batch or self.n_threads
         self.flash_attn = DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
         self._model: Any = None
         self._ctx: Any = None
         self._batch: _Batch | None = None
-        self._active: LlamaCppGeneration | None = None
-        self._holder_tokens: list[int] = []
+        self._cond = threading.Condition()
+        self._stepping = False  # a thread is running a step: it owns the context
+        self._pending = 0  # threads waiting for the context between steps (start, close)
+        self._gens: list[LlamaCppGeneration] = []
+        self._free_slots: list[int] = list(range(n_slots))
+        # Prompt holders: sequence ids after the slots, one per open generation plus one
+        # kept for prefix reuse. Each remembers the tokens in its KV.
+        self._holder_tokens: dict[int, list[int]] = {
+            h: [] for h in range(n_slots, 2 * n_slots + 1)
+        }
+        self._free_holders: list[int] = list(self._holder_tokens)
         self._pieces: dict[int, bytes] = {}
         self._piece_texts: dict[int, str] = {}
         self._eog: dict[int, bool] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="ponder-llama-decode")
         self.last_stats: GenerationStats | None = None
         self._chat_formatter: Jinja2ChatFormatter | None = None
         self._load_model(gpu_layers)
@@ -681,7 +689,7 @@ class LlamaCppEngine:
             train = int(llama_cpp.llama_model_n_ctx_train(self._model))
             self._n_ctx = n_ctx or (min(train, DEFAULT_CTX) if train > 0 else DEFAULT_CTX)
             self.n_batch = max(n_batch, n_slots)
-            self.kv_size = kv_size or self._n_ctx * n_slots
+            self.kv_size = kv_size or self._n_ctx * (n_slots + 1)
             self._create_context()
         except BaseException:
             self.close()
@@ -707,7 +715,7 @@ class LlamaCppEngine:
         p.n_ctx = self.kv_size
         p.n_batch = self.n_batch
         p.n_ubatch = min(self.n_batch, 512)
-        p.n_seq_max = self.n_slots + 1
+        p.n_seq_max = len(self._holder_tokens) + self.n_slots
         p.n_threads = self.n_threads
         p.n_threads_batch = self.n_threads_batch
         p.flash_attn_type = (
@@ -773,24 +781,32 @@ class LlamaCppEngine:
     ) -> LlamaCppGeneration:
         self._require_open()
         tokens = self._check_request(prompt, sampling, n, budget)
-        if self._active is not None:
-            self._active.close()
-        gen = LlamaCppGeneration(self, tokens, sampling, n, budget)
-        self._active = gen
-        self.last_stats = gen.stats
+        with self._cond:
+            self._close_own_locked()
+            while not self._free_holders:
+                self._cond.wait()
+                self._wait_idle()
+            holder = self._pick_holder(tokens[:-1])
+            gen = LlamaCppGeneration(self, tokens, sampling, n, budget, holder)
+            self._gens.append(gen)
+            self.last_stats = gen.stats
+            self._cond.notify_all()
         return gen
 
     def reset_cache(self) -> None:
         """Forget the kept prompt KV (the next request evaluates its whole prompt)."""
         self._require_open()
-        if self._active is not None:
-            self._active.close()
-        llama_cpp.llama_memory_seq_rm(self._mem, self.holder_seq, -1, -1)
-        self._holder_tokens.clear()
+        with self._cond:
+            self._close_own_locked()
+            for h in self._free_holders:
+                self._clear_holder(h)
 
     def close(self) -> None:
-        if self._active is not None:
-            self._active.close()
+        with self._cond:
+            self._wait_idle()
+            for gen in list(self._gens):
+                self._close_locked(gen)
+        self._decoder.shutdown(wait=True)
         for s in self._pieces, self._piece_texts:
             s.clear()
         if self._batch is not None:
@@ -901,7 +917,7 @@ class LlamaCppEngine:
     def _decode(self, n_tokens: int) -> None:
         assert self._batch is not None
         self._batch.raw.n_tokens = n_tokens
-        ret = llama_cpp.llama_decode(self._ctx, self._batch.raw)
+        ret = self._on_decoder(llama_cpp.llama_decode, self._ctx, self._batch.raw)
         if ret == 1:
             raise EngineError(
                 "llama.cpp's KV cache is full", "lower the number of parallel sequences"
@@ -909,25 +925,55 @@ class LlamaCppEngine:
         if ret != 0:
             raise EngineError(f"llama_decode failed with status {ret}")
 
+    def _on_decoder(self, fn: Callable[..., int], *args: Any) -> int:
+        """Run `fn` on the engine's one decode thread and wait for it.
+
+        llama.cpp computes with OpenMP, which keeps a team of spinning worker threads per
+        calling thread: decoding from several threads (one per problem) would leave the
+        previous caller's team spinning on the cores the next decode needs. A Ctrl-C while
+        waiting is raised only after the call has returned, as with a direct call, so the
+        context is never touched while it decodes.
+        """
+        future = self._decoder.submit(fn, *args)
+        try:
+            return future.result()
+        finally:
+            while not future.done():
+                with contextlib.suppress(KeyboardInterrupt):
+                    futures.wait([future])
+
     def _logits(self, n_rows: int) -> FloatArray:
         ptr = llama_cpp.llama_get_logits(self._ctx)
         arr: FloatArray = np.ctypeslib.as_array(ptr, shape=(n_rows, self.n_vocab))
         return arr
 
-    def _prefill(self, tokens: list[int], stats: GenerationStats) -> None:
-        """Evaluate `tokens[:-1]` into the holder, reusing the previous prompt's prefix."""
+    def _prefill(self, tokens: list[int], holder: int, stats: GenerationStats) -> None:
+        """Evaluate `tokens[:-1]` into `holder`, reusing the longest prefix any holder has
+        (its own from an earlier request, or another one's, e.g. a shared system prompt)."""
         assert self._batch is not None
         t0 = time.perf_counter()
         target = tokens[:-1]
-        common = _common_prefix(self._holder_tokens, target)
-        llama_cpp.llama_memory_seq_rm(self._mem, self.holder_seq, common, -1)
-        del self._holder_tokens[common:]
+        own = self._holder_tokens[holder]
+        common = _common_prefix(own, target)
+        source, best = holder, common
+        for other, kept in self._holder_tokens.items():
+            shared = _common_prefix(kept, target) if other != holder else 0
+            if shared > best:
+                source, best = other, shared
+        if source != holder:
+            llama_cpp.llama_memory_seq_rm(self._mem, holder, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, source, holder, 0, best)
+            own[:] = target[:best]
+            common = best
+        else:
+            llama_cpp.llama_memory_seq_rm(self._mem, holder, common, -1)
+            del own[common:]
         stats.prompt_reused = common
         for start in range(common, len(target), self.n_batch):
             chunk = target[start : start + self.n_batch]
-            self._batch.put(0, chunk, start, self.holder_seq, last_logits=False)
+            self._batch.put(0, chunk, start, holder, last_logits=False)
             self._decode(len(chunk))
-            self._holder_tokens.extend(chunk)
+            own.extend(chunk)
             stats.prompt_evaluated += len(chunk)
         stats.prompt_evals = int(len(target) > common)
         stats.prefill_s = time.perf_counter() - t0
@@ -950,12 +996,191 @@ class LlamaCppEngine:
         add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
 
-    def _clear_slots(self) -> None:
-        if self._ctx is None:
-            return
-        for slot in range(self.n_slots):
-            llama_cpp.llama_memory_seq_rm(self._mem, slot, -1, -1)
+    # ---- slots and holders (touched only by the thread that owns the context)
 
-    def _generation_done(self, gen: LlamaCppGeneration) -> None:
-        if self._active is gen:
-            self._active = None
+    def _take_slot(self) -> int:
+        return self._free_slots.pop(0)
+
+    def _give_slot(self, slot: int) -> None:
+        llama_cpp.llama_memory_seq_rm(self._mem, slot, -1, -1)
+        self._free_slots.append(slot)
+        self._free_slots.sort()
+
+    def _pick_holder(self, target: list[int]) -> int:
+        """The free holder whose kept prompt shares the longest prefix with `target`."""
+        best = max(self._free_holders,
+                   key=lambda h: _common_prefix(self._holder_tokens[h], target))
+        self._free_holders.remove(best)
+        return best
+
+    def _give_holder(self, holder: int) -> None:
+        """Return `holder`, keeping its prompt; other free holders are cleared, so at most
+        one kept prompt occupies the KV cache beyond the open generations."""
+        for h in self._free_holders:
+            self._clear_holder(h)
+        self._free_holders.append(holder)
+
+    def _clear_holder(self, holder: int) -> None:
+        if self._holder_tokens[holder] and self._ctx is not None:
+            llama_cpp.llama_memory_seq_rm(self._mem, holder, -1, -1)
+        self._holder_tokens[holder].clear()
+
+    # ---- shared steps
+
+    def _next_event(self, gen: LlamaCppGeneration) -> EngineEvent:
+        """The next event of `gen`; when it has none queued, run a step (or wait for the
+        step another thread is running)."""
+        with self._cond:
+            while True:
+                if gen._queue:
+                    gen._waiting = False
+                    return gen._queue.popleft()
+                if gen._error is not None:
+                    gen._waiting = False
+                    raise gen._error
+                if gen._done:
+                    gen._waiting = False
+                    raise StopIteration
+                if not gen._waiting:
+                    gen._waiting = True
+                    self._cond.notify_all()
+                if self._stepping:
+                    self._cond.wait()
+                    continue
+                self._gather()
+                if not self._stepping:
+                    self._run_step(gen)
+
+    def _gather(self) -> None:
+        """Give other threads' generations a moment to come back for their next token, so
+        that one decode serves them all (their strategies take microseconds per event)."""
+        deadline = time.monotonic() + GATHER_S
+        while not self._stepping:
+            busy = [g for g in self._gens if not g._done and not (g._waiting and not g._queue)]
+            left = deadline - time.monotonic()
+            if not (busy or self._pending) or left <= 0:
+                return
+            self._cond.wait(left)
+
+    def _run_step(self, gen: LlamaCppGeneration) -> None:
+        """One step for every waiting generation, with the lock released meanwhile."""
+        group = [g for g in self._gens if g._waiting and not g._queue and not g._done]
+        self._stepping = True
+        self._cond.release()
+        try:
+            progressed = self._step(group)
+        except BaseException as err:
+            for g in group:
+                if g is not gen:
+                    g._error = err if isinstance(err, Exception) else EngineError(
+                        "a shared decoding step was interrupted")
+            raise
+        finally:
+            self._cond.acquire()
+            self._stepping = False
+            self._gens = [g for g in self._gens if not g._released]
+            self._cond.notify_all()
+        if not progressed and not gen._queue and not gen._done:
+            self._cond.wait(IDLE_WAIT_S)  # no free slot: wait until a generation frees one
+
+    def _step(self, group: list[LlamaCppGeneration]) -> bool:
+        """Evaluate new prompts, prepare each generation, decode all their pending tokens,
+        sample every sequence, finish the generations that are done. Returns whether
+        anything happened. `step_s` counts the step after the prompts."""
+        for g in group:
+            if not g._prefilled:
+                self._prefill(g._prompt, g._holder, g.stats)
+                g._prefilled = True
+        t0 = time.perf_counter()
+        for g in group:
+            g._prepare()
+        work = [(g, s) for g in group for s in g._active]
+        if work:
+            self._decode_and_sample(work)
+        served = [g for g in group if g._active]
+        if len(served) > 1:
+            for g in served:
+                g.stats.shared_steps += 1
+        progressed = bool(work) or any(g._queue for g in group)
+        spent = time.perf_counter() - t0
+        for g in group:
+            g.stats.step_s += spent
+            g._end_step()
+        return progressed
+
+    def _decode_and_sample(self, work: list[tuple[LlamaCppGeneration, _Seq]]) -> None:
+        """Decode every active sequence's pending tokens (one batch, split only if it
+        overflows n_batch), then sample one token per sequence."""
+        assert self._batch is not None
+        batch, cap = self._batch, self.n_batch
+        n = 0
+        outputs: list[tuple[LlamaCppGeneration, _Seq, int]] = []
+        for g, s in work:
+            pending = s.tokens[s.n_kv :]
+            while pending:
+                if n == cap:
+                    self._decode_timed(n, work)
+                    self._sample_rows(outputs)
+                    n, outputs = 0, []
+                take = pending[: cap - n]
+                pending = pending[len(take) :]
+                batch.put(n, take, g._base + s.n_kv, s.slot or 0, last_logits=not pending)
+                s.n_kv += len(take)
+                n += len(take)
+                if not pending:
+                    outputs.append((g, s, n - 1))
+        if n:
+            self._decode_timed(n, work)
+            self._sample_rows(outputs)
+
+    def _decode_timed(self, n_tokens: int, work: list[tuple[LlamaCppGeneration, _Seq]]) -> None:
+        t0 = time.perf_counter()
+        self._decode(n_tokens)
+        spent = time.perf_counter() - t0
+        for g in dict.fromkeys(g for g, _ in work):
+            g.stats.decode_s += spent
+
+    def _sample_rows(self, outputs: list[tuple[LlamaCppGeneration, _Seq, int]]) -> None:
+        """Hand each generation its (contiguous) rows of the logits."""
+        logits = self._logits(len(outputs))
+        row = 0
+        for gen, items in itertools.groupby(outputs, key=lambda o: o[0]):
+            mine = [(s, idx) for _, s, idx in items]
+            gen._sample(logits[row : row + len(mine)], mine)
+            row += len(mine)
+
+    # ---- closing generations
+
+    def _wait_idle(self) -> None:
+        """Wait (lock held) until no step runs; steps let waiting threads in first."""
+        if not self._stepping:
+            return
+        self._pending += 1
+        try:
+            while self._stepping:
+                self._cond.wait()
+        finally:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def _close_generation(self, gen: LlamaCppGeneration) -> None:
+        with self._cond:
+            self._wait_idle()
+            self._close_locked(gen)
+
+    def _close_own_locked(self) -> None:
+        """Close the generations the calling thread still has open."""
+        self._wait_idle()
+        me = threading.get_ident()
+        for gen in [g for g in self._gens if g._owner == me]:
+            self._close_locked(gen)
+
+    def _close_locked(self, gen: LlamaCppGeneration) -> None:
+        gen._closed = True
+        gen._done = True
+        gen._queue.clear()
+        if self._ctx is not None:
+            gen._release()
+        if gen in self._gens:
+            self._gens.remove(gen)
+        self._cond.notify_all()
