@@ -740,7 +740,6 @@ class LlamaCppEngine:
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
         self._batch = _Batch(self.n_batch)
-        self._batch_view = self._batch
         self._scratch: FloatArray = np.empty((self.n_slots, self.n_vocab), np.float32)
 
     # ---- Engine protocol
