@@ -192,9 +192,11 @@ def _error_cell(s: Summary) -> str:
     return cell + (f" (+{s.interrupted} interrupted)" if s.interrupted else "")
 
 
-def run_table(s: Summary, *, elapsed: float, skipped: int = 0, plain: bool = False,
-              out: str | None = None) -> Table:
-    """The summary `ponder solve` prints at the end of a run."""
+def run_table(s: Summary, *, elapsed: float, run_tokens: int, skipped: int = 0,
+              plain: bool = False, out: str | None = None) -> Table:
+    """The summary `ponder solve` prints at the end of a run. Seconds per problem is the
+    mean time each took; tokens/s is this run's throughput (`run_tokens` over `elapsed`),
+    which counts problems solved side by side once."""
     table = Table(box=None if plain else box.SIMPLE, show_header=False,
                   title="Summary", title_justify="left", pad_edge=False)
     table.add_column(style="bold")
@@ -209,7 +211,7 @@ def run_table(s: Summary, *, elapsed: float, skipped: int = 0, plain: bool = Fal
     table.add_row("tokens", f"{s.tokens:,} generated, {number(s.mean_tokens, 1)} per problem")
     if s.correct:
         table.add_row("per correct", f"{number(s.tokens_per_correct, 1)} tokens")
-    rate = s.tokens / s.seconds if s.seconds > 0 else None
+    rate = run_tokens / elapsed if elapsed > 0 else None
     table.add_row("time", f"{elapsed:.1f}s this run, {number(s.mean_seconds, 2)}s per "
                   f"problem, {number(rate, 1)} tokens/s")
     if out:

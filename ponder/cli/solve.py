@@ -129,7 +129,9 @@ def solve(
         with progress_view(err, len(todo), "solving", live_ok=not to_terminal) as view:
             outcome = batch.run_batch(todo, setup, writer, view, workers)
     summary = summarize([*earlier, *outcome.records])
-    err.print(run_table(summary, elapsed=CLOCK() - started, skipped=len(earlier),
+    run_tokens = sum(int(r.get("tokens") or 0) for r in outcome.records)
+    err.print(run_table(summary, elapsed=CLOCK() - started, run_tokens=run_tokens,
+                        skipped=len(earlier),
                         plain=not err.is_terminal, out=str(out) if out else None))
     if outcome.interrupted:
         finish_interrupted(err, out)
