@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from ponder import textinput
 from ponder.answers import equivalent
 from ponder.engines import Loaded
 from ponder.engines.base import Sampling
@@ -60,13 +61,11 @@ class Problem:
 
 
 def read_source(source: Path) -> str:
-    """The text of `source` ('-' is stdin), with a clear error when it cannot be read."""
+    """The text of `source` ('-' is stdin), with a clear error when it cannot be read.
+    Bytes that are not UTF-8 are kept as surrogate escapes: their lines become errors."""
     try:
-        if str(source) == "-":
-            return sys.stdin.read()
-        return source.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"cannot read {source}: not UTF-8 text") from None
+        return textinput.lenient(textinput.read_stdin() if str(source) == "-"
+                                 else source.read_bytes())
     except OSError as exc:
         raise InputError(f"cannot read {source}: {exc.strerror or exc}") from None
 
@@ -107,9 +106,10 @@ def load_problems(
         problems = parse_jsonl(text, field or DEFAULT_FIELD)
     else:
         problems = parse_csv(text, field or DEFAULT_FIELD)
+    where = "stdin" if str(source) == "-" else str(source)
     if not problems:
-        raise InputError(f"no problems in {'stdin' if str(source) == '-' else source}")
-    return mark_duplicates(problems)
+        raise InputError(f"no problems in {where}")
+    return mark_duplicates(textinput.screen(problems, text, where))
 
 
 def parse_txt(text: str, *, blocks: bool = False) -> list[Problem]:
@@ -325,7 +325,9 @@ class RecordWriter:
             except BrokenPipeError:
                 raise  # the reader went away (`| head`): the CLI ends quietly
             except OSError as exc:
-                raise PonderError(f"cannot write {self.name}: {exc.strerror or exc}") from None
+                hint = f"what was written is kept: continue with --resume --out {self.name}"
+                raise PonderError(f"cannot write {self.name}: {exc.strerror or exc}",
+                                  hint if self._sync else None) from None
 
     def close(self) -> None:
         if self.stream is not None and self.stream not in (sys.stdout, sys.__stdout__):

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
 from rich.progress import Progress as RichProgress
 
-from ponder import batch
+from ponder import batch, outlock
 from ponder.batch import Problem, Record, Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
@@ -101,7 +101,7 @@ def solve(
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
-    gpu_layers: opt.GpuLayersOpt = 0,
+    gpu_layers: opt.GpuLayersOpt = None,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
 ) -> None:
@@ -112,29 +112,30 @@ def solve(
     seconds = opt.parse_duration(time_limit)
     problems = batch.load_problems(file, fmt=fmt, field=field, blocks=blocks)[:limit]
     batch.check_output(out, resume=resume, overwrite=overwrite, source=file)
-    err = Console(stderr=True)
-    earlier = _earlier_records(out, problems) if resume and out else []
-    todo = batch.pending(problems, {r["id"] for r in earlier})
-    if not todo:
-        say(err, f"ponder: nothing to do: all {len(problems)} problems are already in {out}")
-        return
-    options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env)
-    loaded = load(err, engine, options)
-    setup = Setup(loaded, plan, sampling_for(loaded, seed, temperature), budget, seconds, CLOCK)
-    workers = workers_for(err, requested, loaded, plan, options.slots)
-    started = CLOCK()
-    with closing_writer(out, resume, overwrite) as writer:
-        to_terminal = out is None and _stdout_is_terminal()
-        with progress_view(err, len(todo), "solving", live_ok=not to_terminal) as view:
-            outcome = batch.run_batch(todo, setup, writer, view, workers)
-    summary = summarize([*earlier, *outcome.records])
-    run_tokens = sum(int(r.get("tokens") or 0) for r in outcome.records)
-    err.print(run_table(summary, elapsed=CLOCK() - started, run_tokens=run_tokens,
-                        skipped=len(earlier),
-                        plain=not err.is_terminal, out=str(out) if out else None))
-    if outcome.interrupted:
-        finish_interrupted(err, out)
+    with outlock.hold(out):  # one writer per --out, for the whole run
+        err = Console(stderr=True)
+        earlier = _earlier_records(out, problems) if resume and out else []
+        todo = batch.pending(problems, {r["id"] for r in earlier})
+        if not todo:
+            say(err, f"ponder: nothing to do: all {len(problems)} problems are already in {out}")
+            return
+        options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
+                                api_key_env=api_key_env)
+        loaded = load(err, engine, options)
+        setup = Setup(loaded, plan, sampling_for(loaded, seed, temperature), budget, seconds, CLOCK)
+        workers = workers_for(err, requested, loaded, plan, options.slots)
+        started = CLOCK()
+        with closing_writer(out, resume, overwrite) as writer:
+            to_terminal = out is None and _stdout_is_terminal()
+            with progress_view(err, len(todo), "solving", live_ok=not to_terminal) as view:
+                outcome = batch.run_batch(todo, setup, writer, view, workers)
+        summary = summarize([*earlier, *outcome.records])
+        run_tokens = sum(int(r.get("tokens") or 0) for r in outcome.records)
+        err.print(run_table(summary, elapsed=CLOCK() - started, run_tokens=run_tokens,
+                            skipped=len(earlier),
+                            plain=not err.is_terminal, out=str(out) if out else None))
+        if outcome.interrupted:
+            finish_interrupted(err, out)
 
 
 def workers_for(err: Console, requested: int | None, loaded: Loaded, plan: Plan,
