@@ -146,9 +146,11 @@ class Search:
     # ---- budget
 
     def held(self) -> int:
-        """Tokens kept back during an expansion: verifier calls, and the final answer
-        until some rollout has stated one."""
-        answer = 0 if self.tree.best() else self.opts.answer_reserve
+        """Tokens kept back during an expansion: verifier calls, and (until a rollout has
+        answered) room for a final answer, at most a quarter of the budget."""
+        answer, budget = 0, self.task.budget.tokens
+        if budget is not None and self.tree.best() is None:
+            answer = min(self.opts.answer_reserve, budget // 4)
         return self.opts.expand * tokens_per_call(self.verifier) + answer
 
     def stopped(self) -> bool:

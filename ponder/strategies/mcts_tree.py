@@ -133,14 +133,15 @@ class Tree:
         return not (node.terminal or node.dead or node.depth >= self.max_depth)
 
     def select(self) -> Node | None:
-        """The leaf to expand: the highest-UCT child at each level (ties: the older node),
-        skipping subtrees with nothing left to expand; None when the whole tree is done."""
+        """The leaf to expand: the highest-UCT child at each level (ties, such as unvisited
+        children: the higher verifier score, then the older node), skipping subtrees with
+        nothing left to expand; None when the whole tree is done."""
         if not self.expandable(self.root):
             return None
         node = self.root
         while node.children:
             options = [ch for ch in node.children if self.expandable(ch)]
-            node = max(options, key=lambda ch: (self.uct(ch), -ch.id))
+            node = max(options, key=lambda ch: (_fuzz(self.uct(ch)), _prior(ch), -ch.id))
         return node
 
     # ---- the answer
@@ -166,21 +167,23 @@ class Tree:
         if not values:
             return None
         visits = self.answer_visits()
-        key = min(values, key=lambda k: (-values[k], -visits[k], self._first(k)))
+        key = min(values, key=lambda k: (-_fuzz(values[k]), -visits[k], self._first(k)))
         return min((r for r in self.rollouts if r.key == key),
-                   key=lambda r: (-(self.value(r.node) or 0.0), r.sample.chain))
+                   key=lambda r: (-_fuzz(self.value(r.node) or 0.0), r.sample.chain))
 
     def _first(self, key: str) -> int:
         return min(r.sample.chain for r in self.rollouts if r.key == key)
 
     def best_leaf(self) -> Node:
-        """The end of the principal path: the most valuable visited child at each level."""
+        """The end of the principal path: at each level the most valuable child (a child no
+        rollout has visited yet ranks by its verifier score)."""
         node = self.root
         while True:
-            visited = [ch for ch in node.children if ch.visits]
-            if not visited:
+            judged = [(v, ch) for ch in node.children
+                      if (v := self.value(ch) if ch.visits else ch.score) is not None]
+            if not judged:
                 return node
-            node = max(visited, key=lambda ch: (self.value(ch) or 0.0, -ch.id))
+            node = max(judged, key=lambda vc: (_fuzz(vc[0]), -vc[1].id))[1]
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -188,3 +191,12 @@ class Tree:
             "depth": max(n.depth for n in self.nodes),
             "rollouts": len(self.rollouts),
         }
+
+
+def _fuzz(x: float) -> float:
+    """`x` rounded for comparisons, so that ties are ties despite floating-point noise."""
+    return x if math.isinf(x) else round(x, 9)
+
+
+def _prior(node: Node) -> float:
+    return NEUTRAL if node.score is None else node.score
