@@ -143,6 +143,9 @@ def solve(loaded: Loaded, plan: Plan, problem: Problem, seed: int, budget: int) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not Path(args.data).is_file():
+        print(f"error: no data file at {args.data} (pass --data FILE)", file=sys.stderr)
+        return 2
     problems = load_problems(Path(args.data), args.limit)
     sets: dict[str, dict[str, str]] = {}
     for item in args.set:
