@@ -9,7 +9,8 @@ The model is loaded once. Every strategy solves the first K problems of FILE (JS
 with `question` and `answer`) under each --budget, the same hard token cap for all of
 them; an answer is right when it is mathematically equivalent to the reference. Chain
 counts are sized to the budget (n = budget // CHAIN_TOKENS, at least 2, for vote and
-best-of-n) so that every strategy can spend it; `--set vote.n=8` overrides any option.
+best-of-n; mcts iterations and beam steps high enough that the budget binds first) so
+that every strategy can spend it; `--set vote.n=8` overrides any option.
 Prints, per strategy and budget: accuracy with its 95% Wilson interval and n, mean tokens
 and seconds per question, prompt tokens the engine evaluated (prefill) and reused from the
 KV it held, per question; and for mcts the mean tree (nodes, depth, rollouts, iterations).
@@ -113,7 +114,9 @@ class Row:
 def options_for(strategy: str, budget: int, sets: dict[str, dict[str, str]]) -> dict[str, str]:
     """The strategy's options at `budget`: chain counts sized to it, then --set."""
     chains = str(max(2, budget // CHAIN_TOKENS))
-    sized = {"vote": {"n": chains}, "best-of-n": {"n": chains}}.get(strategy, {})
+    sized = {"vote": {"n": chains}, "best-of-n": {"n": chains},
+             "mcts": {"iterations": str(max(12, budget // 100))},
+             "beam": {"max_steps": str(max(12, budget // 100))}}.get(strategy, {})
     return {**sized, **sets.get(strategy, {})}
 
 

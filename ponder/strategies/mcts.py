@@ -17,7 +17,10 @@ the engine already holds) and every child's slot copies it; a rollout continues 
 own sequence and a fork copies the child's KV, so nothing is evaluated twice within an
 iteration. A child whose step repeats a sibling's is pruned on the spot: its sequence is
 aborted, which frees its slot for the others. Between iterations no sequence is live, so a
-subtree that is done (every path ended, or at `max_depth`) holds nothing.
+subtree that is done (every path ended, or at `max_depth`) holds nothing. What the engine
+no longer holds is evaluated again: a finished sequence cannot be forked, and the `self`
+verifier's prompts replace the question's in the engine's holder, so each expansion
+re-evaluates the question and the leaf's path (benchmarks/mcts.py reports the prefill).
 
 The search stops when --budget, --time or `iterations` run out, on Ctrl-C, or when no leaf
 is left to expand. The answer is the one with the highest visit-weighted value; with no
@@ -58,7 +61,7 @@ _BOXED = re.compile(r"\\boxed\s*\{")
 
 @dataclass
 class MctsOptions:
-    iterations: int = 8
+    iterations: int = 12
     expand: int = 2
     c: float = 1.0
     rollouts: int = 1
@@ -114,8 +117,9 @@ class Child:
 
     node: Node | None = None
     rollout_from: int = 0
-    """Its token count, and the length of its text, when its rollout began."""
+    """Its token count when its rollout began."""
     rollout_at: int = 0
+    """Where in its text the rollout begins."""
     pruned: bool = False
     raw: str = ""
 
