@@ -273,7 +273,7 @@ class Search:
 
     def _plain(self, text: str) -> str:
         """A node as the verifier reads it: thinking and answer, tags removed."""
-        thinking, answer = split_thinking(text, self.task.opens_think)
+        thinking, answer = split_thinking(text, self.task.thinks_first)
         return f"{thinking}\n\n{answer}".strip()
 
     def note(self) -> str:
