@@ -26,6 +26,7 @@ from ponder.events import (
     TokenEvent,
 )
 from ponder.strategies.base import Task
+from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
@@ -43,6 +44,7 @@ class ChainState:
     capped: bool = False
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
     confidence: float | None = None
     sample: Sample | None = None
 
@@ -159,6 +161,7 @@ def _on_token(
     on_token: OnToken | None,
 ) -> Generator[StrategyEvent, None, None]:
     st.text += event.text
+    st.pieces.append((event.text, None if event.injected else event.logprob))
     if not event.injected:
         st.tokens += 1
         st.thinking_tokens += st.splitter.phase == "thinking"
@@ -181,10 +184,33 @@ def _on_token(
         yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
 
 
+ENDED: frozenset[FinishReason] = frozenset({"eos", "stop"})
+
+
 def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
     thinking, answer_text = split_thinking(st.text, task.opens_think)
+    if not answer_text and reason in ENDED and thinking:
+        # The model ended without closing its thinking (instruct models prefilled with
+        # <think> write the whole solution there): its conclusion is the answer.
+        answer_text = closing_paragraph(thinking)
     answer = extract_answer(answer_text) if answer_text else None
-    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence)
+    return _sample(st, answer, answer_text, thinking, reason)
+
+
+def closing_paragraph(text: str) -> str:
+    """The last paragraph of `text` that states an answer (else its last paragraph)."""
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    for p in reversed(paragraphs):
+        if extract_answer(p) is not None:
+            return p
+    return paragraphs[-1] if paragraphs else ""
+
+
+def _sample(st: ChainState, answer: str | None, answer_text: str, thinking: str,
+            reason: FinishReason) -> Sample:
+    stats = chain_stats(st.pieces, st.top_logprobs, answer)
+    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence,
+                  stats=stats, thinking_tokens=st.thinking_tokens)
 
 
 def _done_event(s: Sample) -> ChainDone:
@@ -229,7 +255,8 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
     finally:
         gen.close()
     sample = _finish(task, st, reason)
-    if sample.answer is None:
-        sample.answer = extract_answer(sample.thinking)
+    if sample.answer is None and sample.thinking:
+        sample = _sample(st, extract_answer(sample.thinking), sample.text, sample.thinking,
+                         reason)
     st.sample = sample
     yield _done_event(sample)

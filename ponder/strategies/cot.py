@@ -49,4 +49,4 @@ def _thinking_tokens(task: Task, s: Sample) -> int:
 
 
 SPEC = StrategySpec("cot", "one chain of thought, thinking closed at think_cap tokens",
-                    CotOptions, run)
+                    CotOptions, run, single_chain=True)
