@@ -48,13 +48,18 @@ class ChainStarted:
 
 @dataclass(frozen=True)
 class ChainText:
-    """New text of a chain, already split into thinking or answer."""
+    """New text of a chain, already split into thinking or answer.
+
+    `moved`: this thinking text streamed earlier as answer; a closing </think> with no
+    opening tag showed it was thinking (a view re-labels it rather than adding it again).
+    """
 
     chain: int
     phase: Phase
     text: str
     tokens: int
     confidence: float | None = None
+    moved: bool = False
 
 
 @dataclass(frozen=True)

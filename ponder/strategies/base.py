@@ -73,6 +73,11 @@ class Task:
     def opens_think(self) -> bool:
         return prompt_opens_think(self.prompt)
 
+    @property
+    def thinks_first(self) -> bool:
+        """Output starts inside thinking: the template opened <think> or the model is native."""
+        return self.opens_think or self.style == "native"
+
 
 StrategyRun = Generator[StrategyEvent, None, Result]
 OptionsT = TypeVar("OptionsT")

@@ -47,6 +47,7 @@ class ChainState:
     pieces: list[Piece] = field(default_factory=list)
     confidence: float | None = None
     sample: Sample | None = None
+    prior_tokens: int = 0
 
 
 OnToken = Callable[[ChainState, TokenEvent], "FinishReason | None"]
@@ -102,7 +103,7 @@ def run_chains(
             st = states.get(event.seq)
             if st is None:
                 st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
-                st.tokens = prior_tokens
+                st.tokens = st.prior_tokens = prior_tokens
                 yield ChainStarted(st.chain, config.label)
             if isinstance(event, TokenEvent):
                 yield from _on_token(task, gen, st, event, config, on_token)
@@ -140,7 +141,7 @@ def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
 
 
 def _new_state(task: Task, chain: int, prefix: str) -> ChainState:
-    st = ChainState(chain, ThinkSplitter(task.opens_think), text=prefix)
+    st = ChainState(chain, ThinkSplitter(task.thinks_first), text=prefix)
     st.splitter.feed(prefix)
     return st
 
@@ -170,8 +171,12 @@ def _on_token(
             st.logprobs.append(event.logprob)
         if event.top_logprobs is not None:
             st.top_logprobs.append(event.top_logprobs)
-    for phase, piece in st.splitter.feed(event.text):
-        yield ChainText(st.chain, phase, piece, st.tokens, st.confidence)
+    for kind, piece in st.splitter.feed(event.text):
+        if kind == "moved":
+            st.thinking_tokens = st.tokens - st.prior_tokens
+            yield ChainText(st.chain, "thinking", piece, st.tokens, st.confidence, moved=True)
+        else:
+            yield ChainText(st.chain, kind, piece, st.tokens, st.confidence)
     if (config.think_cap is not None and not st.capped and st.splitter.phase == "thinking"
             and st.thinking_tokens >= config.think_cap):
         st.capped = True
@@ -188,7 +193,7 @@ ENDED: frozenset[FinishReason] = frozenset({"eos", "stop"})
 
 
 def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
-    thinking, answer_text = split_thinking(st.text, task.opens_think)
+    thinking, answer_text = split_thinking(st.text, task.thinks_first)
     if not answer_text and reason in ENDED and thinking:
         # The model ended without closing its thinking (instruct models prefilled with
         # <think> write the whole solution there): its conclusion is the answer.
@@ -237,7 +242,7 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
         if not task.opens_think and THINK_OPEN not in st.text:
             st.text = THINK_OPEN + "\n" + st.text
         st.text += CLOSE_THINKING
-        st.splitter = ThinkSplitter(task.opens_think)
+        st.splitter = ThinkSplitter(task.thinks_first)
         st.splitter.feed(st.text)
     prompt = task.prompt + st.text
     sampling = fit_context(
