@@ -227,3 +227,28 @@ def standard_points(problems: Sequence[Chains], *, draws: int = 200, seed: int =
                 points.append(replay.curve(curve.name, curve.policy(k), k,
                                            with_greedy=curve.with_greedy))
     return points
+
+
+@dataclass(frozen=True)
+class Replayable:
+    """How a live plan is replayed: its policy, its chains, and whether the greedy one leads."""
+
+    policy: Policy
+    k: int
+    with_greedy: bool
+
+
+def replayable(strategy: str, options: Any) -> Replayable:
+    """The replay of a `cot`, `vote` or `adaptive` plan (ValueError for other strategies).
+
+    `cot` is replayed as the recorded greedy chain: it stands for one chain at the family's
+    single-chain temperature, which is greedy for the instruct models this is tuned on.
+    """
+    greedy = bool(getattr(options, "greedy_first", False))
+    if strategy == "cot":
+        return Replayable(first, 1, True)
+    if strategy == "vote":
+        return Replayable(vote, int(options.n), greedy)
+    if strategy == "adaptive":
+        return Replayable(stopping(options.rule()), int(options.max_n), greedy)
+    raise ValueError(f"strategy {strategy} cannot be replayed from recorded chains")

@@ -23,6 +23,7 @@ from ponder import batch
 from ponder.batch import Problem, Record, Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
+from ponder.cli.replay_view import replay_point, replay_points, replay_table
 from ponder.cli.solve import (
     BlocksOpt,
     ConcurrencyOpt,
@@ -39,7 +40,6 @@ from ponder.cli.solve import (
 from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
 from ponder.evaluation import Summary, config_label, eval_table, latest, summarize_all
-from ponder.cli.replay_view import replay_point, replay_points, replay_table
 from ponder.plot import points_from, terminal_chart, write_png
 from ponder.runner import Plan, make_plan, parse_overrides
 

@@ -7,7 +7,8 @@ overtaken within `max_n`, once the last `window` answers agree (ESC), once the B
 posterior that the leader is the majority reaches `threshold` (0: off), or give up once
 answers stay scattered after `give_up_after` chains (0: off). With `greedy_first` the
 first chain is the greedy one, so an easy question costs the greedy chain and one sample
-that agrees with it. The same `decide` replays this strategy offline (`ponder.replay`).
+that agrees with it; `nothinking` votes on answers given with thinking skipped. The same
+`decide` replays this strategy offline (`ponder.replay`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ponder.events import Sample, StrategyNote
 from ponder.strategies.aggregate import LiveTally, ballots_from, tally
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, run_chains
-from ponder.strategies.flow import emit, tap
+from ponder.strategies.flow import emit, skip_thinking, tap
 from ponder.strategies.stopping import StopRule, decide
 from ponder.strategies.vote import MAX_CHAINS, mean_probability, vote_result, vote_updates
 
@@ -33,6 +34,7 @@ class AdaptiveOptions:
     give_up_after: int = 0
     give_up_share: float = 0.5
     greedy_first: bool = False
+    nothinking: bool = False
     think_cap: int | None = 1024
     answer_reserve: int = 64
 
@@ -59,11 +61,12 @@ def run(task: Task, opts: AdaptiveOptions) -> StrategyRun:
     live = LiveTally()
     samples: list[Sample] = []
     size, rounds, reason = opts.start, 0, "no chains left"
+    prefix = skip_thinking(task) if opts.nothinking else ""
     while size > 0:
         rounds += 1
         started = len(samples)
         sampling = task.sampling.with_(greedy_first=opts.greedy_first and started == 0)
-        new = yield from tap(run_chains(task, size, config, sampling=sampling,
+        new = yield from tap(run_chains(task, size, config, sampling=sampling, prefix=prefix,
                                         first_chain=started, on_token=mean_probability()),
                              vote_updates(live))
         samples += new

@@ -203,12 +203,9 @@ def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
 
 
 def closing_paragraph(text: str) -> str:
-    """The last paragraph of `text` that states an answer (else its last paragraph)."""
+    """The last paragraph of `text` that states an answer ("" when none does)."""
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
-    for p in reversed(paragraphs):
-        if extract_answer(p) is not None:
-            return p
-    return paragraphs[-1] if paragraphs else ""
+    return next((p for p in reversed(paragraphs) if extract_answer(p) is not None), "")
 
 
 def _sample(st: ChainState, answer: str | None, answer_text: str, thinking: str,

@@ -53,9 +53,7 @@ def decide(samples: Sequence[Sample], rule: StopRule, max_n: int | None = None) 
     limit = rule.max_n if max_n is None else min(rule.max_n, max_n)
     remaining = limit - len(samples)
     groups = tally(ballots_from(samples))
-    if remaining <= 0:
-        return Verdict("no chains left")
-    if groups and cannot_be_overtaken(groups, remaining):
+    if groups and remaining > 0 and cannot_be_overtaken(groups, remaining):
         return Verdict("the leader cannot be overtaken")
     if rule.window and _window_agrees(samples, rule.window):
         return Verdict(f"the last {rule.window} answers agree")
@@ -67,6 +65,8 @@ def decide(samples: Sequence[Sample], rule: StopRule, max_n: int | None = None) 
     if (rule.give_up_after and len(samples) >= rule.give_up_after
             and leader_share(groups) < rule.give_up_share):
         return Verdict(f"answers stay scattered after {len(samples)} chains")
+    if remaining <= 0:
+        return Verdict("no chains left")
     return Verdict(None, min(rule.step, remaining))
 
 

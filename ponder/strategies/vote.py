@@ -4,7 +4,9 @@ n chains are decoded together (one `engine.start` with n sequences; with `greedy
 first is the greedy chain, the model's single most likely answer), each answer is
 extracted, equivalent answers are grouped ("0.5" = "1/2"), and the largest group wins. Ties
 go to the group with the higher total confidence (each chain's geometric-mean token
-probability), then to the group holding the earliest chain.
+probability), then to the group holding the earliest chain. `nothinking` prefills an empty,
+closed thinking block (NoThinking, Ma et al. 2025): many short answers instead of long
+thoughts, a cheap mode for reasoning models.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ponder.events import ChainDone, Result, Sample, StrategyEvent, TokenEvent, 
 from ponder.strategies.aggregate import Group, LiveTally, ballots_from, tally, weights
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, ChainState, OnToken, run_chains
-from ponder.strategies.flow import After, make_result, tap
+from ponder.strategies.flow import After, make_result, skip_thinking, tap
 
 MAX_CHAINS = 256
 
@@ -26,6 +28,7 @@ MAX_CHAINS = 256
 class VoteOptions:
     n: int = 8
     greedy_first: bool = False
+    nothinking: bool = False
     top_logprobs: int = 0
     think_cap: int | None = 1024
     answer_reserve: int = 64
@@ -42,7 +45,8 @@ def run(task: Task, opts: VoteOptions) -> StrategyRun:
     live = LiveTally()
     sampling = task.sampling.with_(greedy_first=opts.greedy_first,
                                    top_logprobs=opts.top_logprobs)
-    samples = yield from tap(run_chains(task, opts.n, config, sampling=sampling,
+    prefix = skip_thinking(task) if opts.nothinking else ""
+    samples = yield from tap(run_chains(task, opts.n, config, sampling=sampling, prefix=prefix,
                                         on_token=mean_probability()), vote_updates(live))
     return vote_result(task, samples, tally(ballots_from(samples)), chains=opts.n)
 
