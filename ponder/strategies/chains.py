@@ -26,6 +26,7 @@ from ponder.events import (
     TokenEvent,
 )
 from ponder.strategies.base import Task
+from ponder.strategies.probes import ProbeConfig, Probes
 from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
@@ -63,6 +64,7 @@ class ChainConfig:
     answer_tokens: int = 1024
     force_answers: bool = True
     label: str = ""
+    probe: ProbeConfig = ProbeConfig()
 
 
 def run_chains(
@@ -98,8 +100,14 @@ def run_chains(
     gen = task.engine.start(prompt, sampling, n=n, budget=budget)
     task.prompt_tokens += task.engine.count_tokens(prompt)
     states: dict[int, ChainState] = {}
+    probes = Probes(task, config.probe) if config.probe.every else None
     try:
         for event in gen:
+            if probes is not None and probes.owns(event.seq):
+                yield from probes.on_event(gen, event)
+                for seq in probes.on_settle:
+                    states[seq].capped = True
+                continue
             st = states.get(event.seq)
             if st is None:
                 st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
@@ -107,6 +115,9 @@ def run_chains(
                 yield ChainStarted(st.chain, config.label)
             if isinstance(event, TokenEvent):
                 yield from _on_token(task, gen, st, event, config, on_token)
+                if probes is not None and not event.injected and not st.capped:
+                    probes.after_token(gen, event.seq, st.chain, st.thinking_tokens,
+                                       st.splitter.phase == "thinking")
             elif isinstance(event, SequenceDone):
                 st.sample = _finish(task, st, event.reason)
                 yield _done_event(st.sample)
