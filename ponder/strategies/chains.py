@@ -64,7 +64,7 @@ class ChainConfig:
     answer_tokens: int = 1024
     force_answers: bool = True
     label: str = ""
-    probe: ProbeConfig = ProbeConfig()
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 def run_chains(
