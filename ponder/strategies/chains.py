@@ -27,6 +27,8 @@ from ponder.events import (
     TokenEvent,
 )
 from ponder.strategies.base import Task
+from ponder.strategies.probes import ProbeConfig, Probes
+from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
@@ -44,6 +46,7 @@ class ChainState:
     capped: bool = False
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
     confidence: float | None = None
     sample: Sample | None = None
     prior_tokens: int = 0
@@ -65,6 +68,7 @@ class ChainConfig:
     answer_tokens: int = 1024
     force_answers: bool = True
     label: str = ""
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 def run_chains(
@@ -100,8 +104,14 @@ def run_chains(
     gen = task.engine.start(prompt, sampling, n=n, budget=budget)
     task.prompt_tokens += task.engine.count_tokens(prompt)
     states: dict[int, ChainState] = {}
+    probes = Probes(task, config.probe) if config.probe.every else None
     try:
         for event in gen:
+            if probes is not None and probes.owns(event.seq):
+                yield from probes.on_event(gen, event)
+                for seq in probes.on_settle:
+                    states[seq].capped = True
+                continue
             st = states.get(event.seq)
             if st is None:
                 st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
@@ -111,6 +121,9 @@ def run_chains(
                 yield from _on_token(task, gen, st, event, config, on_token)
                 if st.fork:
                     yield from _fork(gen, st, event.seq, states, first_chain, config.label)
+                if probes is not None and not event.injected and not st.capped:
+                    probes.after_token(gen, event.seq, st.chain, st.thinking_tokens,
+                                       st.splitter.phase == "thinking")
             elif isinstance(event, SequenceDone):
                 st.sample = _finish(task, st, event.reason)
                 yield _done_event(st.sample)
@@ -178,6 +191,7 @@ def _on_token(
     on_token: OnToken | None,
 ) -> Generator[StrategyEvent, None, None]:
     st.text += event.text
+    st.pieces.append((event.text, None if event.injected else event.logprob))
     if not event.injected:
         st.tokens += 1
         st.thinking_tokens += st.splitter.phase == "thinking"
@@ -204,10 +218,30 @@ def _on_token(
         yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
 
 
+ENDED: frozenset[FinishReason] = frozenset({"eos", "stop"})
+
+
 def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
     thinking, answer_text = split_thinking(st.text, task.thinks_first)
+    if not answer_text and reason in ENDED and thinking:
+        # The model ended without closing its thinking (instruct models prefilled with
+        # <think> write the whole solution there): its conclusion is the answer.
+        answer_text = closing_paragraph(thinking)
     answer = extract_answer(answer_text) if answer_text else None
-    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence)
+    return _sample(st, answer, answer_text, thinking, reason)
+
+
+def closing_paragraph(text: str) -> str:
+    """The last paragraph of `text` that states an answer ("" when none does)."""
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    return next((p for p in reversed(paragraphs) if extract_answer(p) is not None), "")
+
+
+def _sample(st: ChainState, answer: str | None, answer_text: str, thinking: str,
+            reason: FinishReason) -> Sample:
+    stats = chain_stats(st.pieces, st.top_logprobs, answer)
+    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence,
+                  stats=stats, thinking_tokens=st.thinking_tokens)
 
 
 def _done_event(s: Sample) -> ChainDone:
@@ -252,7 +286,8 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
     finally:
         gen.close()
     sample = _finish(task, st, reason)
-    if sample.answer is None:
-        sample.answer = extract_answer(sample.thinking)
+    if sample.answer is None and sample.thinking:
+        sample = _sample(st, extract_answer(sample.thinking), sample.text, sample.thinking,
+                         reason)
     st.sample = sample
     yield _done_event(sample)
