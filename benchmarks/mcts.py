@@ -14,6 +14,8 @@ that every strategy can spend it; `--set vote.n=8` overrides any option.
 Prints, per strategy and budget: accuracy with its 95% Wilson interval and n, mean tokens
 and seconds per question, prompt tokens the engine evaluated (prefill) and reused from the
 KV it held, per question; and for mcts the mean tree (nodes, depth, rollouts, iterations).
+Problems run one by one, every strategy on each in turn; --out is rewritten after every
+problem, so a run stopped early leaves a table of the problems done (marked partial).
 """
 
 from __future__ import annotations
@@ -157,23 +159,36 @@ def main(argv: list[str] | None = None) -> int:
         sets.setdefault(strategy, {})[option] = value
     rows = [Row(s, b, make_plan(None, s, options_for(s, b, sets)))
             for b in args.budgets for s in args.strategies]
-    load_at_start = _load()
+    load_at_start, text = _load(), ""
     started = time.monotonic()
     loaded = load_engine("llama", EngineOptions(model=args.model, n_ctx=args.ctx,
                                                 slots=args.slots, threads=args.threads))
     loaded = Loaded(Recorder(loaded.engine), loaded.style, loaded.model_id)
-    for row in rows:
-        for i, problem in enumerate(problems):
+    # problem by problem, every strategy in turn: the machine's load weighs on all alike,
+    # and a run stopped early still compares them on the same problems
+    for i, problem in enumerate(problems):
+        for row in rows:
             outcome = solve(loaded, row.plan, problem, args.seed + i, row.budget)
             row.outcomes.append(outcome)
             print(f"  {row.strategy}@{row.budget} #{i + 1}: "
                   f"{'right' if outcome.correct else 'wrong'} {outcome.tokens} tokens "
                   f"{outcome.seconds:.1f}s", file=sys.stderr, flush=True)
+        text = report(args, loaded, rows, load_at_start, time.monotonic() - started,
+                      done=i + 1, of=len(problems))
+        if args.out:
+            Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def report(args: argparse.Namespace, loaded: Loaded, rows: list[Row], load_at_start: str,
+           elapsed: float, done: int, of: int) -> str:
     head = (f"{'strategy':<10} {'budget':>6} {'accuracy':>8} {'95% CI':>11} {'n':>3} "
             f"{'tokens/q':>8} {'sec/q':>7} {'prefill/q':>9} {'reused/q':>8}")
+    partial = "" if done == of else f" (partial: {done} of {of} problems done)"
     lines = [
         f"ponder equal-budget search: {loaded.model_id} on {Path(args.data).name}, "
-        f"first {len(problems)} problems",
+        f"first {done} problems{partial}",
         "command: python " + " ".join(shlex.quote(a) for a in sys.argv),
         f"machine: {platform.machine()}, {os.cpu_count()} cpus; slots {args.slots}, ctx "
         f"{args.ctx}, seed {args.seed}; threads {getattr(loaded.engine, 'n_threads', '?')}; "
@@ -184,12 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     lines += [r.line() for r in rows]
     lines += [""] + [r.tree() for r in rows if r.strategy == "mcts"]
-    lines.append(f"\ntotal {time.monotonic() - started:.0f} s; load average at end {_load()}")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    return 0
+    lines.append(f"\ntotal {elapsed:.0f} s; load average now {_load()}")
+    return "\n".join(lines)
 
 
 def _load() -> str:
