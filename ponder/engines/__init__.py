@@ -21,6 +21,8 @@ class EngineOptions:
     slots: int = 8
     base_url: str | None = None
     api_key_env: str | None = None
+    optimize: bool = True
+    """Run a registered model's optimized copy when one exists (`--no-optimize`: False)."""
 
 
 @dataclass
@@ -68,7 +70,7 @@ def _load_llama(options: EngineOptions) -> Loaded:
     from ponder.registry import resolve_model
     from ponder.sources import verify
 
-    resolved = resolve_model(options.model)
+    resolved = resolve_model(options.model, optimized=options.optimize)
     if resolved.entry is not None:
         verify(resolved.path, resolved.entry)
     engine = LlamaCppEngine(
