@@ -69,7 +69,7 @@ def optimize(
 
 def _auto(err: Console, entry: ModelEntry, original: Path, threads: int | None) -> None:
     err.print(f"measuring {entry.id}: the download ({entry.quant}) and each candidate format "
-              "(fixed arithmetic checks, greedy, then 4 sequences x 32 tokens)")
+              "(8 arithmetic checks, greedy; then decoding 1 and 4 sequences x 40 tokens)")
 
     def report(m: Measurement) -> None:
         err.print(f"  {m.format:<7} {m.correct}/{m.total} checks right  "
