@@ -49,6 +49,14 @@ SAMPLING: dict[str, Any] = {
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM: ru_maxrss would include the parent's, kept across
+    exec, e.g. from requantizing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
