@@ -5,11 +5,12 @@ adds installed files and model resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal, cast
@@ -83,11 +84,34 @@ class ModelEntry:
         return next((v for v in self.variants if v.quant.lower() == quant.lower()), None)
 
 
+@dataclass(frozen=True)
+class FamilyDefaults:
+    """How a model family is best sampled and prompted (the `[families.NAME]` tables).
+
+    `temperature`/`top_p`/`top_k`/`min_p` are used for sampled chains (votes, searches);
+    `single_temperature` for strategies that run one chain (0 = greedy), since one greedy
+    chain beats one sampled chain on small instruct models; `assistant_prefix` is written
+    at the start of the assistant turn (R1 distills: "<think>\\n", as their cards advise).
+    """
+
+    name: str = ""
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    single_temperature: float = 0.6
+    assistant_prefix: str = ""
+    source: str = ""
+
+
 class Registry:
     """The parsed registry: ordered entries, looked up by id or alias (case-insensitive)."""
 
-    def __init__(self, entries: Sequence[ModelEntry]) -> None:
+    def __init__(
+        self, entries: Sequence[ModelEntry], families: Mapping[str, FamilyDefaults] | None = None
+    ) -> None:
         self._entries = tuple(entries)
+        self._families = dict(families or {})
         self._by_name: dict[str, ModelEntry] = {}
         for entry in self._entries:
             for name in entry.names:
@@ -105,6 +129,10 @@ class Registry:
     @property
     def entries(self) -> tuple[ModelEntry, ...]:
         return self._entries
+
+    def family(self, name: str) -> FamilyDefaults:
+        """Sampling and prompting defaults of a family (generic ones when not listed)."""
+        return self._families.get(name, FamilyDefaults(name))
 
     def find(self, id_or_alias: str) -> ModelEntry | None:
         """The entry for an id or alias, or None."""
@@ -238,13 +266,40 @@ def _optimize_format(raw: dict[str, Any], where: str) -> str:
     return value.upper()
 
 
+_FAMILY_FLOATS = ("temperature", "top_p", "min_p", "single_temperature")
+
+
+def _parse_family(name: str, raw: Any) -> FamilyDefaults:
+    where = f"family {name!r}"
+    if not isinstance(raw, dict):
+        raise ValueError(f"models.toml: {where} must be a table")
+    unknown = set(raw) - {f.name for f in dataclasses.fields(FamilyDefaults)}
+    if unknown:
+        raise ValueError(f"models.toml: {where}: unknown keys {sorted(unknown)}")
+    values: dict[str, Any] = {"name": name}
+    for key, value in raw.items():
+        if key in _FAMILY_FLOATS:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"models.toml: {where}: {key!r} must be a number >= 0")
+            values[key] = float(value)
+        elif key == "top_k":
+            values[key] = _require(raw, key, int, where)
+        else:
+            values[key] = _require(raw, key, str, where)
+    return FamilyDefaults(**values)
+
+
 def parse_registry(text: str) -> Registry:
     """Parse models.toml text; ValueError names the offending entry and field."""
     data = tomllib.loads(text)
     models = data.get("models")
     if not isinstance(models, list):
         raise ValueError("models.toml: no [[models]] entries")
-    return Registry([_parse_entry(m) for m in models])
+    families = data.get("families", {})
+    if not isinstance(families, dict):
+        raise ValueError("models.toml: [families] must be a table")
+    return Registry([_parse_entry(m) for m in models],
+                    {name: _parse_family(name, raw) for name, raw in families.items()})
 
 
 @functools.cache

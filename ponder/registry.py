@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ponder.catalog import (
     COPY_FORMATS,
+    FamilyDefaults,
     ModelEntry,
     Registry,
     Source,
@@ -41,12 +42,14 @@ __all__ = [
     "COPY_FORMATS",
     "DEFAULT_MODEL",
     "GGUF_MAGIC",
+    "FamilyDefaults",
     "ModelEntry",
     "Registry",
     "ResolvedModel",
     "Source",
     "SourceKind",
     "Thinking",
+    "guess_family",
     "guess_thinking",
     "hf_cached_path",
     "installed_models",
@@ -77,6 +80,7 @@ class ResolvedModel:
     thinking: Thinking
     origin: str = "argument"
     """Where the choice came from: argument, PONDER_MODEL, config, or installed."""
+    defaults: FamilyDefaults = field(default_factory=FamilyDefaults)
 
 
 # --- installed files -----------------------------------------------------------------
@@ -155,6 +159,22 @@ def guess_thinking(path: Path) -> Thinking:
     return "native" if _NATIVE_HINTS.search(path.name.lower()) else "prompted"
 
 
+_FAMILY_HINTS = (
+    (re.compile(r"r1-distill|deepseek-r1"), "deepseek-r1-distill"),
+    (re.compile(r"qwq"), "qwq"),
+    (re.compile(r"qwen3"), "qwen3"),
+    (re.compile(r"qwen2\.5-coder"), "qwen2.5-coder"),
+    (re.compile(r"phi-?4"), "phi4"),
+    (re.compile(r"smollm2"), "smollm2"),
+)
+
+
+def guess_family(path: Path) -> str:
+    """The family of an unregistered GGUF file, guessed from its name ('' when unknown)."""
+    name = path.name.lower()
+    return next((family for pattern, family in _FAMILY_HINTS if pattern.search(name)), "")
+
+
 def _looks_like_path(spec: str) -> bool:
     return (
         spec.lower().endswith(".gguf")
@@ -186,7 +206,9 @@ def _resolve_path(spec: str, registry: Registry, origin: str) -> ResolvedModel:
         raise ModelFileError(f"{path} is not a GGUF file (bad header)")
     entry = _entry_for_file(path, registry)
     thinking = entry.thinking if entry is not None else guess_thinking(path)
-    return ResolvedModel(path=path, entry=entry, thinking=thinking, origin=origin)
+    family = entry.family if entry is not None else guess_family(path)
+    return ResolvedModel(path=path, entry=entry, thinking=thinking, origin=origin,
+                         defaults=registry.family(family))
 
 
 def _entry_for_file(path: Path, registry: Registry) -> ModelEntry | None:
@@ -212,7 +234,8 @@ def _resolve_spec(spec: str, registry: Registry, origin: str, optimized: bool) -
         raise ModelNotInstalledError(
             f"model {entry.id} is not installed", hint=f"ponder models pull {entry.id}"
         )
-    return ResolvedModel(path=found[0], entry=found[1], thinking=entry.thinking, origin=origin)
+    return ResolvedModel(path=found[0], entry=found[1], thinking=entry.thinking, origin=origin,
+                         defaults=registry.family(entry.family))
 
 
 def _configured_spec() -> tuple[str, str] | None:
@@ -245,7 +268,7 @@ def resolve_model(
         entry, path = installed[0]
         path, file_entry = model_file(entry, optimized) or (path, entry)
         return ResolvedModel(path=path, entry=file_entry, thinking=entry.thinking,
-                             origin="installed")
+                             origin="installed", defaults=reg.family(entry.family))
     raise ModelNotInstalledError(
         "no model is installed", hint=f"ponder models pull {DEFAULT_MODEL}"
     )

@@ -75,7 +75,7 @@ def ask(
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
                             api_key_env=api_key_env, optimize=optimize)
     loaded = load(err, engine, options)
-    sampling = sampling_for(loaded, seed, temperature)
+    sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
     task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:

@@ -17,7 +17,14 @@ from ponder.cli._optimize import optimize, optimize_after_pull
 from ponder.copies import read_record, remove_record, usable_record
 from ponder.engines import default_engine
 from ponder.errors import InputError
-from ponder.registry import ModelEntry, Source, installed_path, load_registry, model_file
+from ponder.registry import (
+    FamilyDefaults,
+    ModelEntry,
+    Source,
+    installed_path,
+    load_registry,
+    model_file,
+)
 from ponder.sources import pull as pull_model
 from ponder.sources import remove as remove_model
 from ponder.sources import verify
@@ -203,6 +210,7 @@ def info(model: ModelArg) -> None:
         ("sha256", entry.sha256 or "- (not published; size check only)"),
         ("license", entry.license),
         ("installed", str(path) if path else "no"),
+        *sampling_lines(load_registry().family(entry.family)),
         *_source_lines(entry.sources),
         *_copy_lines(entry),
         ("runs", f"{runs[1].quant} {runs[0]}" if runs else "-"),
@@ -236,6 +244,20 @@ def _copy_lines(entry: ModelEntry) -> list[tuple[str, str]]:
         ("optimized", f"{record.format} {record.origin} {record.path}{stale}"),
         ("", f"sha256 {record.sha256}, {record.size} bytes"),
     ]
+
+
+def sampling_lines(d: FamilyDefaults) -> list[tuple[str, str]]:
+    """The family's sampling settings as `info` shows them (--temperature overrides)."""
+    single = "greedy" if d.single_temperature == 0 else f"temperature {d.single_temperature:g}"
+    lines = [
+        ("sampling", f"temperature {d.temperature:g}, top-p {d.top_p:g}, top-k "
+                     f"{d.top_k or 'off'}, min-p {d.min_p:g} (chains that vote)"),
+        ("one chain", f"{single} (--effort low, cot, budget)"),
+        ("turn starts", repr(d.assistant_prefix) if d.assistant_prefix else "-"),
+    ]
+    if d.source:
+        lines.append(("settings", d.source))
+    return lines
 
 
 def _stdin_is_tty() -> bool:
