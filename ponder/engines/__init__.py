@@ -22,8 +22,9 @@ class EngineOptions:
     slots: int = 8
     base_url: str | None = None
     api_key_env: str | None = None
-    optimize: bool = True
-    """Run a registered model's optimized copy when one exists (`--no-optimize`: False)."""
+    optimize: bool = False
+    """Run a registered model's optimized copy when one exists. The CLI asks for it unless
+    given --no-optimize; scripts and benchmarks get the download unless they ask."""
 
 
 @dataclass

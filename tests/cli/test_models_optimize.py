@@ -174,8 +174,8 @@ def test_llama_factory_loads_the_copy_unless_no_optimize(monkeypatch: pytest.Mon
     monkeypatch.setattr(engines, "_CACHE", {})
     original = fixtures.install_original()
     copy = fixtures.install_copy()
-    load_engine("llama", EngineOptions(model="coder"))
-    load_engine("llama", EngineOptions(model="coder", optimize=False))
+    load_engine("llama", EngineOptions(model="coder", optimize=True))
+    load_engine("llama", EngineOptions(model="coder"))  # scripts get the download
     assert loaded == [copy, original]
     assert models_dir() in original.parents
 
