@@ -7,8 +7,8 @@
 and </think> tags ... put the final result in \\boxed{}"), `plain-prefill` the usual one
 ("Think step by step, then give the final answer as \\boxed{N}."); all run one greedy chain
 (`cot`, temperature 0, the same problems); the `prefill` variants also write "<think>\\n" at
-the start of the assistant turn. Problems run side by side in the engine's shared batch (`--workers`).
-For each variant it prints accuracy with a 95% Wilson interval, mean tokens, how many
+the start of the assistant turn. Problems run side by side in the engine's shared batch
+(`--workers`). For each variant it prints accuracy with a 95% Wilson interval, mean tokens, how many
 chains really thought inside the tags (non-empty thinking), mean thinking tokens, and how
 many answered at all. `--out-dir` keeps every record (JSON lines, one file per variant).
 """
