@@ -408,7 +408,7 @@ ROWS = [
         check=record_errors(("1", None), ("2", "line 2: the problem contains a control "
                                           "character (U+0000 at character 4)"), ("3", None))),
     Row("solve: invalid UTF-8 in an id", ["solve", "{tmp}/p.jsonl"], 0,
-        "[solving 2/2] b\ufffd: answer 2",
+        "[solving 2/2] b\ufffd: ",
         steps(file("p.jsonl", b'{"id": "a", "question": "What is 1?"}\n'
                               b'{"id": "b\xff", "question": "What is 2?"}\n'), answers(1, 2)),
         check=record_errors(("a", None), ("b\ufffd", None))),
