@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ponder.engines.base import Message
-from ponder.events import Phase
+from ponder.events import Message, Phase
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"

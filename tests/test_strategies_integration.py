@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ponder.engines import EngineOptions, Loaded, load_engine
-from ponder.engines.base import Engine, Generation, Message, Sampling
-from ponder.events import EngineEvent, FinishReason, Result, SequenceDone
+from ponder.engines.base import Engine, Generation, Sampling
+from ponder.events import EngineEvent, FinishReason, Message, Result, SequenceDone
 from ponder.runner import drain, make_plan, make_task, run_plan
 from tests.models import smollm2_path
 

@@ -19,22 +19,51 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
+from ponder.engines._http import RemoteClient
 from ponder.engines._sse import MalformedEventError, StreamError
 from ponder.engines.base import Sampling
 from ponder.errors import EngineError, PonderError, RemoteError
 from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
 from ponder.thinking import THINK_CLOSE, THINK_OPEN
 
-if TYPE_CHECKING:
-    from ponder.engines.openai import OpenAIEngine
-
 TopLogprobs = tuple[tuple[str, float], ...]
+
+
+class Backend(Protocol):
+    """What a generation needs of its engine (:class:`ponder.engines.openai.OpenAIEngine`):
+    the connection, the request format and a pool to run requests on."""
+
+    @property
+    def client(self) -> RemoteClient: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def supports_continuation(self) -> bool: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def request_body(self, prompt: str, text: str, sampling: Sampling, *, max_tokens: int,
+                     n: int = 1, logprobs: int = 0, seed: int | None = None
+                     ) -> dict[str, Any]: ...
+
+    def submit(self, fn: Callable[[], None]) -> Future[None]: ...
+
+    def mark_no_server_n(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -223,7 +252,7 @@ def _finish_reason(reason: str, stop_reason: object, stops: tuple[str, ...]) -> 
 class OpenAIGeneration:
     """A running generation: a plain iterator of engine events plus control hooks."""
 
-    def __init__(self, engine: OpenAIEngine, prompt: str, prompt_tokens: int,
+    def __init__(self, engine: Backend, prompt: str, prompt_tokens: int,
                  sampling: Sampling, n: int, budget: int | None, *, logprobs: int,
                  together: bool) -> None:
         self._engine = engine
@@ -490,7 +519,7 @@ class OpenAIGeneration:
                                                  self._queue, delay))
 
 
-def _run_request(engine: OpenAIEngine, body: dict[str, Any], req: _Request,
+def _run_request(engine: Backend, body: dict[str, Any], req: _Request,
                  parser: ChunkParser, out: queue.Queue[_Message], delay: float) -> None:
     """Stream one request into `out`; always ends with exactly one _Closed message."""
     closed = _Closed(req.rid)

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypedDict, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.events import EngineEvent, FinishReason, Message, SequenceDone, TokenEvent
 
-
-class Message(TypedDict):
-    role: str
-    content: str
+__all__ = ["Completion", "Engine", "Generation", "Message", "Sampling", "fold", "generate"]
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ import numpy as np
 import numpy.typing as npt
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from ponder.engines.base import Message, Sampling
+from ponder.engines.base import Sampling
 from ponder.errors import ContextOverflowError, EngineError, InputError, ModelFileError
-from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.events import EngineEvent, FinishReason, Message, SequenceDone, TokenEvent
 
 DEFAULT_CTX = 4096
 CHATML_TEMPLATE = (

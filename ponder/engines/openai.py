@@ -36,13 +36,14 @@ from typing import Any, Literal
 from ponder.engines._ggufmeta import TemplateInfo, template_info
 from ponder.engines._http import RemoteClient, RetryPolicy, Timeouts, normalize_base_url
 from ponder.engines._openai_gen import OpenAIGeneration
-from ponder.engines.base import Message, Sampling
+from ponder.engines.base import Sampling
 from ponder.errors import (
     ContextOverflowError,
     InputError,
     ModelNotFoundError,
     RemoteError,
 )
+from ponder.events import Message
 from ponder.thinking import THINK_OPEN, ThinkingStyle
 
 Mode = Literal["completions", "chat"]

@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ponder.engines.base import Message, Sampling
+from ponder.engines.base import Sampling
 from ponder.errors import ContextOverflowError, EngineError, InputError
-from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.events import EngineEvent, FinishReason, Message, SequenceDone, TokenEvent
 
 _TOKEN_RE = re.compile(r"\s*\S+|\s+")
 

@@ -12,8 +12,7 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from ponder.engines.base import Message
-from ponder.events import Sample, StrategyEvent, StrategyNote
+from ponder.events import Message, Sample, StrategyEvent, StrategyNote
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, run_chains
 from ponder.strategies.flow import emit, make_result, run_on, solution_text

@@ -19,8 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Protocol
 
-from ponder.engines.base import Message
-from ponder.events import SequenceDone, TokenEvent
+from ponder.events import Message, SequenceDone, TokenEvent
 from ponder.strategies.base import Task
 from ponder.strategies.scoring import p_yes
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, prompt_opens_think
