@@ -77,7 +77,8 @@ class StepCounter:
     def __init__(self, engine: Any) -> None:
         self.stats: list[Any] = []
         self.reset()
-        start, decode, prefill = engine.start, engine._decode, engine._prefill
+        context, slots = engine.context, engine.slots
+        start, decode, prefill = engine.start, context.decode, slots.prefill
 
         def counting_start(*args: Any, **kwargs: Any) -> Any:
             gen = start(*args, **kwargs)
@@ -91,14 +92,15 @@ class StepCounter:
             self.tokens += n_tokens
             self.decode_s += time.perf_counter() - t0
 
-        def timed_prefill(*args: Any) -> None:
+        def timed_prefill(*args: Any) -> Any:
             t0 = time.perf_counter()
             calls, tokens, decode_s = self.calls, self.tokens, self.decode_s
-            prefill(*args)
+            done = prefill(*args)
             self.calls, self.tokens, self.decode_s = calls, tokens, decode_s
             self.prefill_s += time.perf_counter() - t0
+            return done
 
-        engine.start, engine._decode, engine._prefill = counting_start, timed_decode, timed_prefill
+        engine.start, context.decode, slots.prefill = counting_start, timed_decode, timed_prefill
 
     def reset(self) -> None:
         self.stats = []

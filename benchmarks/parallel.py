@@ -213,7 +213,8 @@ def main() -> None:
 def run(model: Path, ns: list[int], tokens: int, threads: int | None, repeat: int) -> None:
     import llama_cpp
 
-    from ponder.engines.llamacpp import LlamaCppEngine, _busy_cpus, free_cores
+    from ponder.engines.llamacpp import LlamaCppEngine
+    from ponder.engines.llamacpp.cpu import busy_cpus, free_cores
 
     with LlamaCppEngine(model, n_ctx=256, n_slots=1) as probe:
         prompt = probe.chat_prompt([{"role": "user", "content": QUESTION}])
@@ -250,9 +251,9 @@ def run(model: Path, ns: list[int], tokens: int, threads: int | None, repeat: in
         seq: dict[str, Any] = {}
         par: dict[str, Any] = {}
         for _ in range(repeat):
-            others.append(_busy_cpus())
+            others.append(busy_cpus())
             seq = _best(seq, run_worker("sequential", model, args))
-            others.append(_busy_cpus())
+            others.append(busy_cpus())
             par = _best(par, run_worker("engine", model, args))
         seq_rate = seq["tokens"] / seq["seconds"]
         par_rate = par["tokens"] / par["seconds"]

@@ -1,0 +1,16 @@
+"""The in-process llama.cpp engine, in layers:
+
+- :mod:`.capi`: the model, a context, the batch and sampler chains (the C API);
+- :mod:`.logprobs`: log-probabilities from logits;
+- :mod:`.slots`: KV slots, prompt holders and prefix reuse;
+- :mod:`.generation`: one request's sequences, hooks, budget and text;
+- :mod:`.scheduler`: the thread that owns the context and runs the shared decode steps;
+- :mod:`.engine`: :class:`LlamaCppEngine`, the Engine protocol on top;
+- :mod:`.cpu`: how many cores are free (the default thread count).
+"""
+
+from ponder.engines.llamacpp.cpu import free_cores
+from ponder.engines.llamacpp.engine import LlamaCppEngine
+from ponder.engines.llamacpp.generation import GenerationStats, LlamaCppGeneration
+
+__all__ = ["GenerationStats", "LlamaCppEngine", "LlamaCppGeneration", "free_cores"]
