@@ -10,6 +10,11 @@ the tokens it actually returned when it ends, so the requests in flight can neve
 more than what is left. A sequence whose request ran out of its share continues from its
 text with a new request (completions mode) once budget frees up; when none is left it
 finishes with reason "budget". Broken streams are resumed the same way, with backoff.
+
+Stop strings: the server cuts at the first four itself; every one is also looked for here
+(more than four, or a server that ignores them, or one spanning a resumed request), and
+text that could begin one is held back until decided, so that the streamed text always
+equals the final text.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ponder.engines._sse import MalformedEventError, StreamError
 from ponder.engines.base import Sampling
 from ponder.errors import EngineError, PonderError, RemoteError
 from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.textmatch import HoldBack
 from ponder.thinking import THINK_CLOSE, THINK_OPEN
 
 TopLogprobs = tuple[tuple[str, float], ...]
@@ -121,7 +127,9 @@ class _Request:
 @dataclass
 class _Seq:
     index: int
-    text: str = ""
+    stops: HoldBack
+    text: str = ""  # streamed; `stops.held` follows it
+    late: str = ""  # held-back text released when the sequence ends
     sampled: int = 0
     extra: int = 0  # prompt tokens beyond the original prompt (injected text)
     done: FinishReason | None = None
@@ -261,7 +269,7 @@ class OpenAIGeneration:
         self._sampling = sampling
         self._budget = budget
         self._logprobs = logprobs
-        self._seqs = [_Seq(i) for i in range(n)]
+        self._seqs = [_Seq(i, HoldBack(sampling.stop)) for i in range(n)]
         self._queue: queue.Queue[_Message] = queue.Queue()
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count()
@@ -284,6 +292,7 @@ class OpenAIGeneration:
         if s.done is None:
             self._detach(s)
             s.injections.clear()
+            s.stops.drop()
             self._finish(s, reason)
 
     def inject(self, seq: int, text: str) -> None:
@@ -298,8 +307,8 @@ class OpenAIGeneration:
             raise EngineError(f"cannot fork finished sequence {seq}")
         new = []
         for _ in range(k):
-            child = _Seq(len(self._seqs), text=parent.text, sampled=parent.sampled,
-                         extra=parent.extra)
+            child = _Seq(len(self._seqs), parent.stops.copy(), text=parent.text,
+                         sampled=parent.sampled, extra=parent.extra)
             self._seqs.append(child)
             new.append(child.index)
         return new
@@ -332,16 +341,20 @@ class OpenAIGeneration:
         """Injected text and finished sequences, in the order the caller caused them."""
         for s in self._seqs:
             if s.injections and s.done is None:
+                rest = s.stops.flush()
                 for text in s.injections:
-                    s.text += text
+                    s.text += rest + text
                     s.extra += self._engine.count_tokens(text)
-                    yield TokenEvent(s.index, text, injected=True)
+                    yield TokenEvent(s.index, rest + text, injected=True)
+                    rest = ""
                 s.injections.clear()
                 s.waiting, s.failures = True, 0
         while self._finished:
             s = self._seqs[self._finished.popleft()]
             if s.index not in self._reported and s.done is not None:
                 self._reported.add(s.index)
+                if s.late:  # model text held back as a possible stop string
+                    yield TokenEvent(s.index, s.late, injected=True)
                 yield SequenceDone(s.index, s.done, s.text, s.sampled)
 
     def _handle(self, msg: _Message) -> Iterator[EngineEvent]:
@@ -368,23 +381,18 @@ class OpenAIGeneration:
         s = self._live(req, msg.choice)
         if s is None or req.received.get(msg.choice, 0) > req.grant:
             return
-        s.text += msg.text
-        if msg.synthetic:
-            yield TokenEvent(s.index, msg.text, injected=True)
+        if msg.synthetic:  # reasoning tags: not searched for stop strings
+            text = s.stops.flush() + msg.text
+            s.text += text
+            yield TokenEvent(s.index, text, injected=True)
             return
         s.sampled += 1
-        yield TokenEvent(s.index, msg.text, logprob=msg.logprob, top_logprobs=msg.top)
-        self._check_stop(s, len(msg.text))
-
-    def _check_stop(self, s: _Seq, added: int) -> None:
-        for stop in self._sampling.stop:
-            start = max(0, len(s.text) - added - len(stop) + 1)
-            cut = s.text.find(stop, start)
-            if cut >= 0:
-                s.text = s.text[:cut]
-                self._detach(s)
-                self._finish(s, "stop")
-                return
+        found = s.stops.feed(msg.text)
+        s.text += found.text
+        yield TokenEvent(s.index, found.text, logprob=msg.logprob, top_logprobs=msg.top)
+        if found.pattern is not None:
+            self._detach(s)
+            self._finish(s, "stop")
 
     def _on_end(self, req: _Request, msg: _End) -> None:
         s = self._live(req, msg.choice)
@@ -444,7 +452,10 @@ class OpenAIGeneration:
         return error
 
     def _finish(self, s: _Seq, reason: FinishReason) -> None:
+        """End `s`; text still held back is model text (not a stop string): released."""
         if s.done is None:
+            s.late = s.stops.flush()
+            s.text += s.late
             s.done = reason
             s.waiting = False
             self._finished.append(s.index)
@@ -504,13 +515,13 @@ class OpenAIGeneration:
 
     def _launch(self, seqs: list[_Seq], grant: int, *, limited: bool) -> None:
         first = seqs[0]
-        req = _Request(next(self._ids), [s.index for s in seqs], grant,
-                       resumed=bool(first.text))
+        sofar = first.text + first.stops.held
+        req = _Request(next(self._ids), [s.index for s in seqs], grant, resumed=bool(sofar))
         self._requests[req.rid] = req
         for s in seqs:
             s.request, s.waiting, s.limited = req, False, limited
         seed = self._sampling.seed + (0 if len(seqs) > 1 else first.index)
-        body = self._engine.request_body(self._prompt, first.text, self._sampling,
+        body = self._engine.request_body(self._prompt, sofar, self._sampling,
                                          max_tokens=grant, n=len(seqs),
                                          logprobs=self._logprobs, seed=seed)
         delay, first.delay = first.delay, 0.0

@@ -18,7 +18,7 @@ import codecs
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from ponder.engines.llamacpp.logprobs import logprob_table
 from ponder.engines.llamacpp.slots import KVSlots, SeqState
 from ponder.errors import EngineError, InputError
 from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.textmatch import HoldBack
 
 
 @dataclass
@@ -51,20 +52,20 @@ class GenerationStats:
 
 @dataclass(eq=False)  # identity comparison: `in` / `remove` on lists of sequences
 class Seq:
-    """One sequence: its tokens and text, its slot and sampler, and how it stands."""
+    """One sequence: its tokens, its text (streamed; `stops` holds back what could begin a
+    stop string), its slot and sampler, and how it stands."""
 
     index: int
     seed: int
     tokens: list[int]
     decoder: codecs.IncrementalDecoder
+    stops: HoldBack
     parent: Seq | None = None
     n_kv: int = 0
     slot: int | None = None
     sampler: Any = None
     state: SeqState = SeqState.WAITING
     text: str = ""
-    emitted: int = 0
-    scan_from: int = 0
     sampled: int = 0
     done: FinishReason | None = None
     abort_reason: FinishReason | None = None
@@ -73,18 +74,6 @@ class Seq:
 
 def _new_decoder() -> codecs.IncrementalDecoder:
     return codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-
-def _holdback(text: str, stops: Sequence[str], floor: int) -> int:
-    """Length of the longest suffix of `text[floor:]` that could start a stop string."""
-    best = 0
-    room = len(text) - floor
-    for stop in stops:
-        for k in range(min(len(stop) - 1, room), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best
 
 
 class Host(Protocol):
@@ -126,7 +115,9 @@ class LlamaCppGeneration:
         self._outbox: list[EngineEvent] = []  # events of the running step
         self._settled = False  # every sequence finished in a step
         self._seqs: list[Seq] = [
-            Seq(i, sampling.seed + i, [prompt_tokens[-1]], _new_decoder()) for i in range(n)
+            Seq(i, sampling.seed + i, [prompt_tokens[-1]], _new_decoder(),
+                HoldBack(sampling.stop))
+            for i in range(n)
         ]
         # Read and written by the scheduler, under its lock unless it says otherwise.
         self.prompt = prompt_tokens
@@ -183,10 +174,9 @@ class LlamaCppGeneration:
             self._sampling.seed + index,
             list(parent.tokens),
             decoder,
+            parent.stops.copy(),
             parent=parent,
             text=parent.text,
-            emitted=parent.emitted,
-            scan_from=parent.scan_from,
             sampled=parent.sampled,
             injections=list(parent.injections),
         )
@@ -286,22 +276,22 @@ class LlamaCppGeneration:
 
     def _apply_injections(self) -> Iterator[EngineEvent]:
         """Queue injected text for decoding. Text held back as a possible stop-string start
-        is released in front of the first injected event (its tokens were counted)."""
+        is released in front of the first injected event (its tokens were counted); stop
+        strings are looked for in what the model writes after it."""
         for s in self._seqs:
             if s.done is not None or not s.injections:
                 continue
-            rest = s.text[s.emitted :]
+            rest = s.stops.flush()
             s.decoder.reset()
             for text in s.injections:
                 ids = self._model.tokenize(text, add_special=False)
                 s.tokens.extend(ids)
-                s.text += text
+                s.text += rest + text
                 self.stats.injected += len(ids)
                 token = ids[-1] if ids else -1
                 yield TokenEvent(s.index, rest + text, token=token, injected=True)
                 rest = ""
             s.injections.clear()
-            s.emitted = s.scan_from = len(s.text)
             if self.base + len(s.tokens) > self._n_ctx:
                 yield from self._finish(s, "length")
 
@@ -377,56 +367,32 @@ class LlamaCppGeneration:
         s.sampled += 1
         self._used += 1
         self.stats.sampled += 1
-        reason = self._reason_after(s, tok)
-        text = self._release_text(s, final=reason is not None)
+        reason, text = self._advance(s, tok)
+        s.text += text
         yield TokenEvent(s.index, text, token=tok, logprob=logprob, top_logprobs=top)
         if reason is not None:
             yield from self._finish(s, reason)
 
-    def _reason_after(self, s: Seq, tok: int) -> FinishReason | None:
-        """Add the sampled token's text; why the sequence ends with it, if it does."""
+    def _advance(self, s: Seq, tok: int) -> tuple[FinishReason | None, str]:
+        """Why the sequence ends with the sampled token, if it does, and the text it can
+        stream now: all of it when it ends, else what cannot begin a stop string (the text
+        is cut where a stop string begins)."""
         if self._model.is_eog(tok):
-            return "eos"
-        if self._add_text(s, s.decoder.decode(self._model.piece(tok))):
-            return "stop"
+            return "eos", s.stops.flush()
+        found = s.stops.feed(s.decoder.decode(self._model.piece(tok)))
+        if found.pattern is not None:
+            return "stop", found.text
         out_of_room = self.base + len(s.tokens) > self._n_ctx
         if s.sampled >= self._sampling.max_tokens or out_of_room:
-            return "length"
-        return None
-
-    def _add_text(self, s: Seq, new: str) -> bool:
-        """Append decoded text; on a stop string cut the text there and return True."""
-        if not new:
-            return False
-        stops = self._sampling.stop
-        start = len(s.text)
-        s.text += new
-        if not stops:
-            return False
-        longest = max(len(x) for x in stops)
-        scan = max(s.scan_from, start - longest + 1, 0)
-        cuts = [i for i in (s.text.find(x, scan) for x in stops if x) if i >= 0]
-        if not cuts:
-            return False
-        s.text = s.text[: min(cuts)]
-        return True
-
-    def _release_text(self, s: Seq, final: bool) -> str:
-        """Text that can be streamed now: all of it when final, else what cannot be the
-        beginning of a stop string."""
-        end = len(s.text)
-        if not final and self._sampling.stop:
-            end -= _holdback(s.text, self._sampling.stop, max(s.scan_from, s.emitted))
-        out = s.text[s.emitted : end] if end > s.emitted else ""
-        s.emitted = max(s.emitted, end)
-        return out
+            return "length", found.text + s.stops.flush()
+        return None, found.text
 
     def _finish(self, s: Seq, reason: FinishReason) -> Iterator[EngineEvent]:
         """End `s`. Text still held back (an unfinished stop-string prefix, only possible when
         it ends without a token of its own: abort, budget, ...) is dropped, so the streamed
         text always equals the final text. Its slot is kept until the next step (RETIRED),
         where a fork child may take it over."""
-        s.text = s.text[: s.emitted]
+        s.stops.drop()
         s.done = reason
         s.state = SeqState.RETIRED if s.slot is not None else SeqState.DONE
         s.injections.clear()
