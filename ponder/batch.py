@@ -631,39 +631,17 @@ def parse_concurrency(value: str | None) -> int | None:
     return number
 
 
-THREAD_SAFE_ENGINES = frozenset({"ponder.engines.openai.OpenAIEngine"})
-"""Engines documented as safe to call from several threads that do not say so themselves."""
-
-
-def thread_safe(engine: object) -> bool:
-    """Whether `engine.start` may be called from several threads at once."""
-    declared = getattr(engine, "thread_safe", None)
-    if isinstance(declared, bool):
-        return declared
-    kind = type(engine)
-    return f"{kind.__module__}.{kind.__qualname__}" in THREAD_SAFE_ENGINES
-
-
-def capacity(engine: object, default: int) -> int:
-    """How many sequences the engine serves at once: its slots or its connections."""
-    settings = getattr(engine, "settings", None)
-    for value in (getattr(engine, "n_slots", None), getattr(settings, "max_connections", None)):
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return default
-
-
-def choose_workers(requested: int | None, loaded: Loaded, plan: Plan, slots: int) -> int:
+def choose_workers(requested: int | None, loaded: Loaded, plan: Plan) -> int:
     """How many problems run at once.
 
-    Only engines safe to call from several threads (the llama.cpp engine, whose slots the
-    problems share; the OpenAI-compatible server engine; any engine declaring
-    ``thread_safe = True``) run several problems at once: `requested` of them, or
-    automatically as many as the engine's capacity (slots or connections) holds with the
-    plan's chains. Other engines run problems one after another.
+    Only engines safe to call from several threads (`thread_safe`: the llama.cpp engine,
+    whose slots the problems share, and the OpenAI-compatible server engine) run several
+    problems at once: `requested` of them, or automatically as many as the engine's
+    `capacity` (slots or connections) holds with the plan's chains. Other engines run
+    problems one after another.
     """
-    if not thread_safe(loaded.engine):
+    if not loaded.engine.thread_safe:
         return 1
     if requested is not None:
         return requested
-    return max(1, capacity(loaded.engine, slots) // chains_per_problem(plan))
+    return max(1, loaded.engine.capacity // chains_per_problem(plan))

@@ -348,8 +348,8 @@ class EchoEngine(ScriptedEngine):
 
     thread_safe = True
 
-    def __init__(self, delay: float = 0.0) -> None:
-        super().__init__()
+    def __init__(self, delay: float = 0.0, capacity: int = 8) -> None:
+        super().__init__(capacity=capacity)
         self.delay = delay
         self.active = 0
         self.most = 0
@@ -390,11 +390,11 @@ def test_concurrency_choice() -> None:
         with pytest.raises(InputError, match="not a positive number or 'auto'"):
             batch.parse_concurrency(bad)
     local = Loaded(ScriptedEngine(), "prompted", "m")
-    assert batch.choose_workers(None, local, plan, 8) == 1
-    assert batch.choose_workers(4, local, plan, 8) == 1
+    assert batch.choose_workers(None, local, plan) == 1
+    assert batch.choose_workers(4, local, plan) == 1
     remote = Loaded(EchoEngine(), "prompted", "m")
-    assert batch.choose_workers(None, remote, plan, 8) == 8
-    assert batch.choose_workers(3, remote, plan, 8) == 3
+    assert batch.choose_workers(None, remote, plan) == 8
+    assert batch.choose_workers(3, remote, plan) == 3
 
 
 def test_chains_per_problem_of_each_kind_of_strategy() -> None:
@@ -412,29 +412,20 @@ def test_chains_per_problem_of_each_kind_of_strategy() -> None:
         assert chains("beam", width="2", expand="3") == 6
 
 
-def test_thread_safety_and_capacity_of_engines() -> None:
-    from ponder.engines.openai import OpenAIEngine
+def test_workers_follow_the_engines_thread_safety_and_capacity() -> None:
+    from ponder.engines.openai import OpenAIEngine, OpenAISettings
 
     server = OpenAIEngine.__new__(OpenAIEngine)
-    assert batch.thread_safe(server)
-    assert not batch.thread_safe(ScriptedEngine())
-    assert batch.thread_safe(EchoEngine())
-
-    class Settings:
-        max_connections = 3
-
-    class Remote:
-        thread_safe = True
-        settings = Settings()
-
-    class Local:
-        n_slots = 4
-
-    assert batch.capacity(Remote(), 8) == 3
-    assert batch.capacity(Local(), 8) == 4
-    assert batch.capacity(object(), 8) == 8
-    assert batch.choose_workers(None, Loaded(Remote(), "prompted", "m"),  # type: ignore[arg-type]
-                                make_plan("low", None), 8) == 3
+    server.settings = OpenAISettings("http://127.0.0.1:1/v1", max_connections=3)
+    assert server.thread_safe and server.capacity == 3
+    assert not ScriptedEngine().thread_safe and EchoEngine().thread_safe
+    low, vote = make_plan("low", None), make_plan(None, "vote", {"n": "2"})
+    assert batch.choose_workers(None, Loaded(server, "prompted", "m"), low) == 3
+    many = Loaded(ScriptedEngine(capacity=5), "prompted", "m")
+    assert batch.choose_workers(None, many, low) == 1  # not thread-safe
+    wide = Loaded(EchoEngine(capacity=5), "prompted", "m")
+    assert batch.choose_workers(None, wide, low) == 5
+    assert batch.choose_workers(None, wide, vote) == 2
 
 
 def test_thread_pool_runs_problems_together_and_writes_whole_records() -> None:

@@ -186,6 +186,4 @@ def test_starting_again_in_the_same_thread_closes_the_open_generation(
 
 
 def test_the_engine_says_it_is_thread_safe(engine: LlamaCppEngine) -> None:
-    from ponder import batch
-
-    assert batch.thread_safe(engine) and batch.capacity(engine, 1) == 4
+    assert engine.thread_safe and engine.capacity == 4

@@ -72,6 +72,14 @@ class CountingEngine:
     def context_length(self) -> int:
         return self.inner.context_length
 
+    @property
+    def thread_safe(self) -> bool:
+        return self.inner.thread_safe
+
+    @property
+    def capacity(self) -> int:
+        return self.inner.capacity
+
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         return self.inner.chat_prompt(messages)
 

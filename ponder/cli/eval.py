@@ -151,7 +151,7 @@ def eval_command(
                 loaded = load(err, engine, options)
             setup = Setup(loaded, config.plan, sampling_for(loaded, seed, temperature),
                           budget, seconds, CLOCK, {"config": config.label})
-            workers = workers_for(err, requested, loaded, config.plan, options.slots)
+            workers = workers_for(err, requested, loaded, config.plan)
             name = f"{config.label} ({i}/{len(configs)})"
             with progress_view(err, len(todo), name) as view:
                 outcome = batch.run_batch(todo, setup, writer, view, workers)

@@ -122,7 +122,7 @@ def solve(
                             api_key_env=api_key_env)
     loaded = load(err, engine, options)
     setup = Setup(loaded, plan, sampling_for(loaded, seed, temperature), budget, seconds, CLOCK)
-    workers = workers_for(err, requested, loaded, plan, options.slots)
+    workers = workers_for(err, requested, loaded, plan)
     started = CLOCK()
     with closing_writer(out, resume, overwrite) as writer:
         to_terminal = out is None and _stdout_is_terminal()
@@ -137,10 +137,9 @@ def solve(
         finish_interrupted(err, out)
 
 
-def workers_for(err: Console, requested: int | None, loaded: Loaded, plan: Plan,
-                slots: int) -> int:
+def workers_for(err: Console, requested: int | None, loaded: Loaded, plan: Plan) -> int:
     """Problems at once; says so when an asked-for concurrency cannot be used."""
-    workers = batch.choose_workers(requested, loaded, plan, slots)
+    workers = batch.choose_workers(requested, loaded, plan)
     if requested is not None and requested > workers:
         say(err, f"ponder: note: this engine solves one problem at a time; --concurrency "
             f"{requested} runs them in turn", "yellow")

@@ -361,6 +361,11 @@ class OpenAIEngine:
     def context_length(self) -> int:
         return self._context_length
 
+    @property
+    def capacity(self) -> int:
+        """Requests run at once: the connections to the server."""
+        return self.settings.max_connections
+
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         if self.template is None:
             return encode_chat(messages)

@@ -174,7 +174,11 @@ class ScriptedGeneration:
 
 
 class ScriptedEngine:
-    """Replays queued outputs. Records every prompt it was given in `prompts`."""
+    """Replays queued outputs. Records every prompt it was given in `prompts`.
+
+    Not thread-safe (one queue of scripts); subclasses that are may say so."""
+
+    thread_safe = False
 
     def __init__(
         self,
@@ -183,11 +187,13 @@ class ScriptedEngine:
         model_name: str = "scripted",
         context_length: int = 4096,
         opens_think: bool = False,
+        capacity: int = 8,
     ) -> None:
         self._queue: deque[Script] = deque()
         self._model_name = model_name
         self._context_length = context_length
         self.opens_think = opens_think
+        self.capacity = capacity
         self.prompts: list[str] = []
         self.aborted: list[int] = []
         self.tokens_generated = 0

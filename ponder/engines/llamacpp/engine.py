@@ -120,6 +120,10 @@ class LlamaCppEngine:
     def context_length(self) -> int:
         return self._n_ctx
 
+    @property
+    def capacity(self) -> int:
+        return self.n_slots
+
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         chat: list[Any] = [dict(m) for m in messages]
         try:
