@@ -40,6 +40,12 @@ def capture() -> Console:
     return Console(file=io.StringIO(), width=80, force_terminal=False, color_system=None)
 
 
+def write(path: Path, text: str) -> Path:
+    """Write `text` to `path` (UTF-8) and return the path."""
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 class FakeClock:
     """A clock tests advance by hand."""
 

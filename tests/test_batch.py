@@ -1,4 +1,4 @@
-"""Problem formats, records, resumable output and the batch runner (ponder.batch)."""
+"""Running problems to their records, one at a time or several at once (ponder.batch)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from ponder import batch
-from ponder.batch import Problem, RecordWriter, Setup
+from ponder.batch import Setup
 from ponder.engines import Loaded
 from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine, ScriptedGeneration
 from ponder.errors import EngineError, InputError
 from ponder.events import EngineEvent, StrategyEvent
+from ponder.problems import Problem
+from ponder.records import Record, RecordWriter
 from ponder.runner import make_plan
 
 RIGHT = "<think>easy</think>\\boxed{4}"
@@ -32,190 +34,6 @@ def setup_for(engine: ScriptedEngine, **kw: Any) -> Setup:
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
-
-
-# ---------------------------------------------------------------------------------------
-# Formats
-
-
-def test_txt_one_problem_per_line_ids_are_line_numbers(tmp_path: Path) -> None:
-    f = write(tmp_path / "p.txt", "What is 2+2?\n\n  What is 3+3?  \n")
-    problems = batch.load_problems(f)
-    assert [(p.id, p.question) for p in problems] == [("1", "What is 2+2?"), ("3", "What is 3+3?")]
-    assert all(p.reference is None and p.error is None for p in problems)
-
-
-def test_txt_blocks_separated_by_blank_lines(tmp_path: Path) -> None:
-    f = write(tmp_path / "p.txt", "\nLine one\nline two\n\n\nSecond\n  problem\n")
-    problems = batch.load_problems(f, blocks=True)
-    assert [(p.id, p.question) for p in problems] == [
-        ("2", "Line one\nline two"), ("6", "Second\n  problem")]
-
-
-def test_jsonl_fields_reference_id_and_broken_lines(tmp_path: Path) -> None:
-    lines = [
-        json.dumps({"id": "a", "question": "Q1", "answer": 18}),
-        "{not json",
-        json.dumps(["a", "list"]),
-        json.dumps({"question": "Q4", "answer": "1,260"}),
-        "",
-        json.dumps({"id": 7, "question": "  ", "answer": "x"}),
-        json.dumps({"id": "n", "question": 12}),
-        json.dumps({"id": "m", "text": "no question here"}),
-        '{"id": "t", "question": "Truncat',
-    ]
-    problems = batch.load_problems(write(tmp_path / "p.jsonl", "\n".join(lines)))
-    by_id = {p.id: p for p in problems}
-    assert by_id["a"] == Problem("a", "Q1", "18", None, 1)
-    assert by_id["2"].error == "line 2: malformed JSON (Expecting property name enclosed in " \
-                               "double quotes)"
-    assert by_id["3"].error == "line 3: not a JSON object"
-    assert by_id["4"].question == "Q4" and by_id["4"].reference == "1,260"
-    assert by_id["7"].error == "line 6: empty problem" and by_id["7"].reference == "x"
-    assert by_id["n"].error == "line 7: 'question' is not text"
-    assert by_id["m"].error == "line 8: no 'question' field"
-    assert by_id["9"].error is not None and "malformed JSON" in by_id["9"].error
-    assert len(problems) == 8
-
-
-def test_jsonl_field_option_and_unicode_line_separator(tmp_path: Path) -> None:
-    text = json.dumps({"prompt": "a\u2028b", "answer": 2.0}, ensure_ascii=False) + "\n"
-    problems = batch.load_problems(write(tmp_path / "p.jsonl", text), field="prompt")
-    assert problems == [Problem("1", "a\u2028b", "2", None, 1)]
-
-
-def test_jsonl_missing_field_on_every_line_is_an_input_error(tmp_path: Path) -> None:
-    f = write(tmp_path / "p.jsonl", '{"prompt": "x"}\n{"prompt": "y", "id": 3}\n')
-    with pytest.raises(InputError, match="no line has a 'question' field") as exc:
-        batch.load_problems(f)
-    assert "prompt" in str(exc.value) and "--field" in str(exc.value)
-
-
-def test_csv_header_rows_and_broken_rows(tmp_path: Path) -> None:
-    text = ('id,question,answer\n'
-            'a,"What is 2+2, exactly?",4\n'
-            'b,"A question\nover two lines",5\n'
-            'c,too,many,fields\n'
-            '\n'
-            ',Only question,\n')
-    problems = batch.load_problems(write(tmp_path / "p.csv", text))
-    assert problems[0] == Problem("a", "What is 2+2, exactly?", "4", None, 2)
-    assert problems[1].question == "A question\nover two lines"
-    assert problems[2].id == "5" and problems[2].error == "line 5: expected 3 fields, found 4"
-    assert problems[3] == Problem("7", "Only question", None, None, 7)
-
-
-def test_csv_without_the_question_column(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no column has a 'question' field"):
-        batch.load_problems(write(tmp_path / "p.csv", "id,prompt\n1,x\n"))
-    problems = batch.load_problems(write(tmp_path / "q.csv", "id,prompt\n1,x\n"), field="prompt")
-    assert problems == [Problem("1", "x", None, None, 2)]
-
-
-def test_duplicate_ids_become_errors(tmp_path: Path) -> None:
-    text = '{"id": "a", "question": "x", "answer": "1"}\n{"id": "a", "question": "y"}\n'
-    first, second = batch.load_problems(write(tmp_path / "p.jsonl", text))
-    assert first.error is None
-    assert second.error == "line 2: duplicate id 'a' (first on line 1)"
-    assert second.id == "a@2" and second.reference is None
-
-
-def test_stdin_is_sniffed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO('{"question": "from stdin"}\n'))
-    assert batch.load_problems(Path("-"))[0].question == "from stdin"
-    monkeypatch.setattr("sys.stdin", io.StringIO("plain line\n"))
-    assert batch.load_problems(Path("-"))[0].question == "plain line"
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "kwargs", "message"),
-    [
-        ("p.xml", "<q/>", {}, "unknown format for p.xml"),
-        ("p.txt", "q", {"fmt": "yaml"}, "unknown format 'yaml'"),
-        ("p.txt", "\n\n", {}, "no problems in"),
-        ("p.jsonl", "{}", {"blocks": True}, "--blocks applies to .txt input only"),
-        ("p.txt", "q", {"field": "x"}, "--field applies to .jsonl and .csv"),
-        ("p.txt", b"\xff\xfe\x00bad", {}, "not UTF-8 text"),
-    ],
-)
-def test_unusable_input(tmp_path: Path, name: str, content: str | bytes,
-                        kwargs: dict[str, Any], message: str) -> None:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    with pytest.raises(InputError, match=re.escape(message)):
-        batch.load_problems(path, **kwargs)
-
-
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"cannot read .*No such file or directory"):
-        batch.load_problems(tmp_path / "nope.jsonl")
-
-
-def test_check_limit() -> None:
-    batch.check_limit(None)
-    batch.check_limit(1)
-    with pytest.raises(InputError, match="--limit must be at least 1"):
-        batch.check_limit(0)
-
-
-# ---------------------------------------------------------------------------------------
-# Output and resume
-
-
-def test_writer_writes_whole_lines_and_flushes() -> None:
-    stream = io.StringIO()
-    writer = RecordWriter(stream, "buffer")
-    writer.write({"id": "a", "answer": "4"})
-    writer.write({"id": "b", "answer": "ü"})
-    assert stream.getvalue() == '{"id": "a", "answer": "4"}\n{"id": "b", "answer": "ü"}\n'
-
-
-def test_existing_results_are_not_overwritten_by_accident(tmp_path: Path) -> None:
-    out = write(tmp_path / "out.jsonl", '{"id": "a"}\n')
-    with pytest.raises(InputError, match="already holds results"):
-        batch.check_output(out)
-    with pytest.raises(InputError, match="--resume needs --out"):
-        batch.check_output(None, resume=True)
-    with pytest.raises(InputError, match="is the input file"):
-        batch.check_output(out, overwrite=True, source=out)
-    batch.check_output(out, resume=True)
-    batch.check_output(out, overwrite=True)
-    batch.check_output(tmp_path / "new.jsonl")
-    with pytest.raises(InputError, match="no directory"):
-        batch.check_output(tmp_path / "missing" / "out.jsonl")
-    with pytest.raises(InputError, match="it is a directory"):
-        batch.check_output(tmp_path)
-
-
-def test_resume_repairs_a_truncated_last_line(tmp_path: Path) -> None:
-    good = json.dumps({"id": "a", "status": "ok", "answer": "4"})
-    out = write(tmp_path / "out.jsonl", good + '\n{"id": "b", "status": "o')
-    existing = batch.prepare_resume(out)
-    assert [r["id"] for r in existing.records] == ["a"]
-    assert existing.unreadable == 1
-    assert out.read_text(encoding="utf-8") == good + "\n"
-
-
-def test_resume_drops_interrupted_records_and_adds_a_missing_newline(tmp_path: Path) -> None:
-    a = json.dumps({"id": "a", "status": "ok"})
-    b = json.dumps({"id": "b", "status": "interrupted"})
-    c = json.dumps({"id": "c", "status": "error", "error": "empty problem"})
-    out = write(tmp_path / "out.jsonl", f"{a}\n{b}\n{c}")
-    existing = batch.prepare_resume(out)
-    assert [r["id"] for r in existing.records] == ["a", "c"]
-    assert existing.redo == 1
-    assert out.read_text(encoding="utf-8") == f"{a}\n{c}\n"
-
-
-def test_resume_leaves_a_clean_file_untouched(tmp_path: Path) -> None:
-    out = write(tmp_path / "out.jsonl", '{"id": "a", "status": "ok"}\n')
-    before = out.stat().st_mtime_ns
-    assert len(batch.prepare_resume(out).records) == 1
-    assert out.stat().st_mtime_ns == before
-    assert batch.prepare_resume(tmp_path / "missing.jsonl").records == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,7 +82,7 @@ def test_each_record_is_written_before_the_next_problem_starts() -> None:
         def event(self, problem: Problem, event: StrategyEvent) -> None:
             pass
 
-        def finished(self, problem: Problem, record: batch.Record) -> None:
+        def finished(self, problem: Problem, record: Record) -> None:
             pass
 
     engine = ScriptedEngine([RIGHT] * 3)

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from ponder import batch
-from ponder.batch import Problem, Record, Setup
+from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.cli.solve import (
@@ -40,6 +40,8 @@ from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
 from ponder.evaluation import Summary, config_label, eval_table, latest, summarize_all
 from ponder.plot import points_from, terminal_chart, write_png
+from ponder.problems import Problem, check_limit, load_problems, pending
+from ponder.records import Record, check_output, prepare_resume, read_records
 from ponder.runner import Plan, make_plan, parse_overrides
 
 CLOCK = time.monotonic
@@ -130,13 +132,13 @@ def eval_command(
         return
     if data is None:
         raise InputError("no data file given", "pass DATA, or --report FILE to redraw one")
-    batch.check_limit(limit)
+    check_limit(limit)
     requested = batch.parse_concurrency(concurrency)
     configs = configurations(effort, strategy, parse_overrides(option or []))
     seconds = opt.parse_duration(time_limit)
-    problems = batch.load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
-    batch.check_output(out, resume=resume, overwrite=overwrite, source=data)
-    earlier = batch.prepare_resume(out).records if resume and out else []
+    problems = load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
+    check_output(out, resume=resume, overwrite=overwrite, source=data)
+    earlier = prepare_resume(out).records if resume and out else []
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
                             api_key_env=api_key_env)
     loaded: Loaded | None = None
@@ -150,7 +152,7 @@ def eval_command(
             if loaded is None:
                 loaded = load(err, engine, options)
             setup = Setup(loaded, config.plan, sampling_for(loaded, seed, temperature),
-                          budget, seconds, CLOCK, {"config": config.label})
+                          budget, seconds, CLOCK, config.label)
             workers = workers_for(err, requested, loaded, config.plan)
             name = f"{config.label} ({i}/{len(configs)})"
             with progress_view(err, len(todo), name) as view:
@@ -191,13 +193,13 @@ def split_list(value: str | None, name: str) -> list[str]:
 
 def _todo(problems: Sequence[Problem], earlier: Sequence[Record], label: str) -> list[Problem]:
     done = {r["id"] for r in earlier if config_label(r) == label}
-    return batch.pending(problems, done)
+    return pending(problems, done)
 
 
 def _saved_records(err: Console, path: Path) -> list[Record]:
     if not path.exists():
         raise InputError(f"cannot read {path}: No such file or directory")
-    existing = batch.read_records(path)
+    existing = read_records(path)
     if existing.unreadable:
         say(err, f"ponder: note: skipped {existing.unreadable} unreadable line(s) in {path}",
             "yellow")

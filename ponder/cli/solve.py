@@ -19,12 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColu
 from rich.progress import Progress as RichProgress
 
 from ponder import batch
-from ponder.batch import Problem, Record, Setup
+from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.engines import EngineOptions, Loaded
 from ponder.evaluation import percent, run_table, summarize
 from ponder.events import BudgetUpdate, StrategyEvent
+from ponder.problems import Problem, check_limit, load_problems, pending
+from ponder.records import Record, RecordWriter, check_output, open_writer, prepare_resume
 from ponder.runner import Plan, make_plan, parse_overrides
 
 CLOCK = time.monotonic
@@ -106,15 +108,15 @@ def solve(
     threads: opt.ThreadsOpt = None,
 ) -> None:
     """Solve every problem in FILE; one JSON record per problem to --out or stdout."""
-    batch.check_limit(limit)
+    check_limit(limit)
     requested = batch.parse_concurrency(concurrency)
     plan = make_plan(effort, strategy, parse_overrides(option or []))
     seconds = opt.parse_duration(time_limit)
-    problems = batch.load_problems(file, fmt=fmt, field=field, blocks=blocks)[:limit]
-    batch.check_output(out, resume=resume, overwrite=overwrite, source=file)
+    problems = load_problems(file, fmt=fmt, field=field, blocks=blocks)[:limit]
+    check_output(out, resume=resume, overwrite=overwrite, source=file)
     err = Console(stderr=True)
     earlier = _earlier_records(out, problems) if resume and out else []
-    todo = batch.pending(problems, {r["id"] for r in earlier})
+    todo = pending(problems, {r["id"] for r in earlier})
     if not todo:
         say(err, f"ponder: nothing to do: all {len(problems)} problems are already in {out}")
         return
@@ -148,7 +150,7 @@ def workers_for(err: Console, requested: int | None, loaded: Loaded, plan: Plan)
 
 def _earlier_records(out: Path, problems: Sequence[Problem]) -> list[Record]:
     """The records --resume keeps (the file is repaired first), for these problems only."""
-    existing = batch.prepare_resume(out)
+    existing = prepare_resume(out)
     wanted = {p.id for p in problems}
     return [r for r in existing.records if r["id"] in wanted]
 
@@ -159,8 +161,8 @@ def _stdout_is_terminal() -> bool:
 
 @contextmanager
 def closing_writer(out: Path | None, resume: bool, overwrite: bool,
-                   stdout: bool = True) -> Iterator[batch.RecordWriter]:
-    writer = batch.open_writer(out, resume=resume, overwrite=overwrite, stdout=stdout)
+                   stdout: bool = True) -> Iterator[RecordWriter]:
+    writer = open_writer(out, resume=resume, overwrite=overwrite, stdout=stdout)
     try:
         yield writer
     finally:
