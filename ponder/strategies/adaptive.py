@@ -14,29 +14,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ponder.events import Sample, StrategyNote
-from ponder.strategies.aggregate import LiveTally, ballots_from, should_stop, tally
+from ponder.strategies.aggregate import (
+    LiveTally,
+    ballots_from,
+    should_stop,
+    tally,
+    vote_result,
+    vote_updates,
+)
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import ChainConfig, run_chains
-from ponder.strategies.flow import emit, tap
-from ponder.strategies.vote import MAX_CHAINS, mean_probability, vote_result, vote_updates
+from ponder.strategies.chains import (
+    MAX_CHAINS,
+    ChainConfig,
+    ChainOptions,
+    mean_probability,
+    run_chains,
+)
+from ponder.strategies.multistep import emit, tap
 
 
 @dataclass
-class AdaptiveOptions:
+class AdaptiveOptions(ChainOptions):
     start: int = 3
     step: int = 2
     max_n: int = 12
     threshold: float = 0.9
-    think_cap: int | None = 1024
-    answer_reserve: int = 64
 
     def validate(self) -> None:
         require(1 <= self.max_n <= MAX_CHAINS, f"max_n must be between 1 and {MAX_CHAINS}")
         require(1 <= self.start <= self.max_n, "start must be between 1 and max_n")
         require(self.step >= 1, "step must be at least 1")
         require(0.5 < self.threshold < 1.0, "threshold must be in (0.5, 1)")
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+        super().validate()
 
 
 def run(task: Task, opts: AdaptiveOptions) -> StrategyRun:

@@ -180,3 +180,8 @@ def register_verifier(name: str, factory: VerifierFactory) -> None:
 
 def make_verifier(name: str, top_logprobs: int = 10) -> Verifier:
     return VERIFIERS[name](top_logprobs)
+
+
+def tokens_per_call(verifier: Verifier) -> int:
+    """Tokens one verifier call generates (optional attribute; model verifiers take 1)."""
+    return int(getattr(verifier, "tokens_per_call", 1))
