@@ -13,18 +13,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from ponder.cli import app
+from ponder.cli.tables import eval_table, run_table
 from ponder.engines import Loaded, register_engine
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import InputError
-from ponder.evaluation import (
-    Summary,
-    eval_table,
-    latest,
-    run_table,
-    summarize,
-    summarize_all,
-    wilson,
-)
+from ponder.evaluation import Summary, latest, summarize, summarize_all, wilson
 from ponder.plot import PALETTE, LogScale, Point, points_from, render_png, terminal_chart
 
 runner = CliRunner()

@@ -23,22 +23,12 @@ from ponder import batch
 from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
-from ponder.cli.solve import (
-    BlocksOpt,
-    ConcurrencyOpt,
-    FieldOpt,
-    FormatOpt,
-    LimitOpt,
-    OverwriteOpt,
-    closing_writer,
-    finish_interrupted,
-    progress_view,
-    say,
-    workers_for,
-)
+from ponder.cli._runs import closing_writer, finish_interrupted, say, workers_for
+from ponder.cli.progress import progress_view
+from ponder.cli.tables import eval_table
 from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
-from ponder.evaluation import Summary, config_label, eval_table, latest, summarize_all
+from ponder.evaluation import Summary, config_label, latest, summarize_all
 from ponder.plot import points_from, terminal_chart, write_png
 from ponder.problems import Problem, check_limit, load_problems, pending
 from ponder.records import Record, check_output, prepare_resume, read_records
@@ -100,22 +90,22 @@ def eval_command(
     effort: EffortsOpt = None,
     strategy: StrategiesOpt = None,
     option: opt.OptionOpt = None,
-    limit: LimitOpt = None,
+    limit: opt.LimitOpt = None,
     seed: opt.SeedOpt = 0,
     out: EvalOutOpt = None,
     resume: EvalResumeOpt = False,
-    overwrite: OverwriteOpt = False,
+    overwrite: opt.OverwriteOpt = False,
     plot: PlotOpt = None,
     report: ReportOpt = None,
     json_out: EvalJsonOpt = False,
-    field: FieldOpt = None,
-    fmt: FormatOpt = None,
-    blocks: BlocksOpt = False,
+    field: opt.FieldOpt = None,
+    fmt: opt.FormatOpt = None,
+    blocks: opt.BlocksOpt = False,
     model: opt.ModelOpt = None,
     budget: opt.BudgetOpt = None,
     time_limit: opt.TimeOpt = None,
     temperature: opt.TemperatureOpt = None,
-    concurrency: ConcurrencyOpt = None,
+    concurrency: opt.ConcurrencyOpt = None,
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
