@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +16,11 @@ from ponder.engines import Loaded
 from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine, ScriptedGeneration
 from ponder.errors import EngineError, InputError
-from ponder.events import EngineEvent, StrategyEvent
+from ponder.events import StrategyEvent
 from ponder.problems import Problem
 from ponder.records import Record, RecordWriter
 from ponder.runner import make_plan
+from tests.conftest import EchoEngine, InterruptingEngine
 
 RIGHT = "<think>easy</think>\\boxed{4}"
 
@@ -91,32 +89,6 @@ def test_each_record_is_written_before_the_next_problem_starts() -> None:
     assert seen == [0, 1, 2]
 
 
-class InterruptingEngine(ScriptedEngine):
-    """Raises KeyboardInterrupt (as Ctrl-C would) after `after` events of generation `nth`."""
-
-    def __init__(self, outputs: list[str], nth: int, after: int) -> None:
-        super().__init__(outputs)
-        self.nth, self.after, self.calls = nth, after, 0
-
-    def start(self, prompt: str, sampling: Sampling, n: int = 1,
-              budget: int | None = None) -> ScriptedGeneration:
-        gen = super().start(prompt, sampling, n, budget)
-        self.calls += 1
-        return _Interrupted(gen, self.after) if self.calls == self.nth else gen
-
-
-class _Interrupted(ScriptedGeneration):
-    def __init__(self, gen: ScriptedGeneration, after: int) -> None:
-        self.__dict__.update(gen.__dict__)
-        self._after = after
-
-    def __iter__(self) -> Iterator[EngineEvent]:
-        for i, event in enumerate(super().__iter__()):
-            if i == self._after:
-                raise KeyboardInterrupt
-            yield event
-
-
 def test_ctrl_c_finishes_the_record_in_flight_as_interrupted() -> None:
     long = "<think>" + " step" * 30 + "</think>\\boxed{4}"
     engine = InterruptingEngine([RIGHT, long, RIGHT], nth=2, after=5)
@@ -158,45 +130,6 @@ def test_engine_errors_stop_the_run_but_keep_finished_records() -> None:
 
 # ---------------------------------------------------------------------------------------
 # Concurrency
-
-
-class EchoEngine(ScriptedEngine):
-    """Answers with the first number of the question; each call has its own script, so it
-    is safe to use from several threads (it declares thread_safe like a server engine)."""
-
-    thread_safe = True
-
-    def __init__(self, delay: float = 0.0, capacity: int = 8) -> None:
-        super().__init__(capacity=capacity)
-        self.delay = delay
-        self.active = 0
-        self.most = 0
-        self._lock = threading.Lock()
-
-    def start(self, prompt: str, sampling: Sampling, n: int = 1,
-              budget: int | None = None) -> ScriptedGeneration:
-        question = prompt.split("<|user|>\n")[-1].split("\n<|assistant|>")[0]
-        number = re.findall(r"\d+", question)[0]
-        return _Slow(self, ScriptedEngine([f"<think>so {number}</think>\\boxed{{{number}}}"])
-                     .start(prompt, sampling, n, budget))
-
-
-class _Slow(ScriptedGeneration):
-    def __init__(self, owner: EchoEngine, gen: ScriptedGeneration) -> None:
-        self.__dict__.update(gen.__dict__)
-        self._owner = owner
-
-    def __iter__(self) -> Iterator[EngineEvent]:
-        with self._owner._lock:
-            self._owner.active += 1
-            self._owner.most = max(self._owner.most, self._owner.active)
-        try:
-            for event in super().__iter__():
-                time.sleep(self._owner.delay)
-                yield event
-        finally:
-            with self._owner._lock:
-                self._owner.active -= 1
 
 
 def test_concurrency_choice() -> None:

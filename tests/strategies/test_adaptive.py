@@ -15,7 +15,7 @@ from ponder.strategies.aggregate import (
     should_stop,
     tally,
 )
-from tests.test_strategy_common import run_strategy, think
+from tests.conftest import run_strategy, think
 
 
 def groups_of(*answers: str) -> list[Group]:
