@@ -29,17 +29,19 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
-
 from ponder.engines._http import RemoteClient
-from ponder.engines._sse import MalformedEventError, StreamError
+from ponder.engines._openai_stream import (
+    ChunkMessage,
+    ChunkParser,
+    Closed,
+    End,
+    Piece,
+    stream_request,
+)
 from ponder.engines.base import Sampling
 from ponder.errors import EngineError, PonderError, RemoteError
 from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
 from ponder.textmatch import HoldBack
-from ponder.thinking import THINK_CLOSE, THINK_OPEN
-
-TopLogprobs = tuple[tuple[str, float], ...]
 
 
 class Backend(Protocol):
@@ -72,37 +74,6 @@ class Backend(Protocol):
     def mark_no_server_n(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class _Piece:
-    """One token (or a chunk's text when the server gives no token breakdown)."""
-
-    rid: int
-    choice: int
-    text: str
-    logprob: float | None = None
-    top: TopLogprobs | None = None
-    synthetic: bool = False
-
-
-@dataclass(frozen=True)
-class _End:
-    rid: int
-    choice: int
-    reason: str
-    stop_reason: object = None
-
-
-@dataclass(frozen=True)
-class _Closed:
-    """A request's thread is done; `error` is fatal unless `dropped`."""
-
-    rid: int
-    error: PonderError | None = None
-    dropped: bool = False
-    usage: int | None = None
-
-
-_Message = _Piece | _End | _Closed
 
 
 @dataclass
@@ -142,110 +113,6 @@ class _Seq:
     injections: list[str] = field(default_factory=list)
 
 
-class ChunkParser:
-    """Turns one request's JSON chunks into messages (stateful for chat reasoning)."""
-
-    def __init__(self, rid: int, chat: bool, top_k: int) -> None:
-        self.rid = rid
-        self.chat = chat
-        self.top_k = top_k
-        self.reasoning: set[int] = set()
-        self.usage: int | None = None
-
-    def __call__(self, chunk: dict[str, Any]) -> list[_Message]:
-        usage = chunk.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-            self.usage = usage["completion_tokens"]
-        out: list[_Message] = []
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, dict):
-                out += self._choice(choice)
-        return out
-
-    def _choice(self, choice: dict[str, Any]) -> list[_Message]:
-        index = choice.get("index", 0)
-        index = index if isinstance(index, int) else 0
-        out: list[_Message] = []
-        if self.chat:
-            out += self._chat_delta(index, choice)
-        else:
-            out += self._pieces(index, str(choice.get("text") or ""),
-                                _completion_tokens(choice.get("logprobs")))
-        reason = choice.get("finish_reason")
-        if reason:
-            out += self._close_reasoning(index)
-            out.append(_End(self.rid, index, str(reason), choice.get("stop_reason")))
-        return out
-
-    def _chat_delta(self, index: int, choice: dict[str, Any]) -> list[_Message]:
-        delta = choice.get("delta") or {}
-        out: list[_Message] = []
-        thought = delta.get("reasoning_content") or delta.get("reasoning")
-        if thought:
-            if index not in self.reasoning:
-                self.reasoning.add(index)
-                out.append(_Piece(self.rid, index, THINK_OPEN + "\n", synthetic=True))
-            out += self._pieces(index, str(thought), None)
-        content = delta.get("content")
-        if content:
-            out += self._close_reasoning(index)
-            out += self._pieces(index, str(content), _chat_tokens(choice.get("logprobs")))
-        return out
-
-    def _close_reasoning(self, index: int) -> list[_Message]:
-        if index not in self.reasoning:
-            return []
-        self.reasoning.discard(index)
-        return [_Piece(self.rid, index, "\n" + THINK_CLOSE + "\n\n", synthetic=True)]
-
-    def _pieces(self, index: int, text: str,
-                tokens: list[tuple[str, float | None, TopLogprobs | None]] | None,
-                ) -> list[_Message]:
-        if not tokens:
-            return [_Piece(self.rid, index, text)] if text else []
-        joined = "".join(t for t, _, _ in tokens) == text
-        out: list[_Message] = []
-        for i, (tok, logprob, top) in enumerate(tokens):
-            piece = tok if joined else (text if i == 0 else "")
-            top = top[: self.top_k] if top and self.top_k else None
-            out.append(_Piece(self.rid, index, piece, logprob, top))
-        return out
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
-
-
-def _completion_tokens(lp: object) -> list[tuple[str, float | None, TopLogprobs | None]] | None:
-    if not isinstance(lp, dict) or not isinstance(lp.get("tokens"), list):
-        return None
-    tokens, values = lp["tokens"], lp.get("token_logprobs") or []
-    tops = lp.get("top_logprobs") or []
-    out = []
-    for i, tok in enumerate(tokens):
-        value = _float(values[i]) if i < len(values) else None
-        top = tops[i] if i < len(tops) else None
-        alts = tuple(sorted(((str(k), float(v)) for k, v in top.items()), key=lambda kv: -kv[1])
-                     ) if isinstance(top, dict) else None
-        out.append((str(tok), value, alts))
-    return out
-
-
-def _chat_tokens(lp: object) -> list[tuple[str, float | None, TopLogprobs | None]] | None:
-    content = lp.get("content") if isinstance(lp, dict) else None
-    if not isinstance(content, list):
-        return None
-    out = []
-    for item in content:
-        if not isinstance(item, dict):
-            continue
-        alts = tuple((str(a.get("token", "")), float(a.get("logprob", 0.0)))
-                     for a in item.get("top_logprobs") or [] if isinstance(a, dict))
-        out.append((str(item.get("token", "")), _float(item.get("logprob")), alts or None))
-    return out
-
-
 def _finish_reason(reason: str, stop_reason: object, stops: tuple[str, ...]) -> FinishReason:
     """OpenAI's "stop" covers both the end token and a stop string."""
     if reason != "stop":
@@ -270,7 +137,7 @@ class OpenAIGeneration:
         self._budget = budget
         self._logprobs = logprobs
         self._seqs = [_Seq(i, HoldBack(sampling.stop)) for i in range(n)]
-        self._queue: queue.Queue[_Message] = queue.Queue()
+        self._queue: queue.Queue[ChunkMessage] = queue.Queue()
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count()
         self._charged = 0
@@ -357,13 +224,13 @@ class OpenAIGeneration:
                     yield TokenEvent(s.index, s.late, injected=True)
                 yield SequenceDone(s.index, s.done, s.text, s.sampled)
 
-    def _handle(self, msg: _Message) -> Iterator[EngineEvent]:
+    def _handle(self, msg: ChunkMessage) -> Iterator[EngineEvent]:
         req = self._requests.get(msg.rid)
         if req is None:
             return
-        if isinstance(msg, _Piece):
+        if isinstance(msg, Piece):
             yield from self._on_piece(req, msg)
-        elif isinstance(msg, _End):
+        elif isinstance(msg, End):
             self._on_end(req, msg)
         else:
             self._on_closed(req, msg)
@@ -375,7 +242,7 @@ class OpenAIGeneration:
         s = self._seqs[req.seqs[choice]]
         return s if s.request is req and s.done is None and choice not in req.ended else None
 
-    def _on_piece(self, req: _Request, msg: _Piece) -> Iterator[EngineEvent]:
+    def _on_piece(self, req: _Request, msg: Piece) -> Iterator[EngineEvent]:
         if not msg.synthetic:
             req.received[msg.choice] = req.received.get(msg.choice, 0) + 1
         s = self._live(req, msg.choice)
@@ -394,7 +261,7 @@ class OpenAIGeneration:
             self._detach(s)
             self._finish(s, "stop")
 
-    def _on_end(self, req: _Request, msg: _End) -> None:
+    def _on_end(self, req: _Request, msg: End) -> None:
         s = self._live(req, msg.choice)
         req.ended.add(msg.choice)
         if s is None:
@@ -409,7 +276,7 @@ class OpenAIGeneration:
         else:
             self._finish(s, "length")
 
-    def _on_closed(self, req: _Request, msg: _Closed) -> None:
+    def _on_closed(self, req: _Request, msg: Closed) -> None:
         del self._requests[req.rid]
         self._charged += req.charge(msg.usage)
         if msg.error is not None and not msg.dropped:
@@ -526,37 +393,6 @@ class OpenAIGeneration:
                                          logprobs=self._logprobs, seed=seed)
         delay, first.delay = first.delay, 0.0
         parser = ChunkParser(req.rid, self._engine.mode == "chat", self._sampling.top_logprobs)
-        self._engine.submit(lambda: _run_request(self._engine, body, req, parser,
-                                                 self._queue, delay))
-
-
-def _run_request(engine: Backend, body: dict[str, Any], req: _Request,
-                 parser: ChunkParser, out: queue.Queue[_Message], delay: float) -> None:
-    """Stream one request into `out`; always ends with exactly one _Closed message."""
-    closed = _Closed(req.rid)
-    client = engine.client
-    try:
-        if delay and req.cancel.wait(delay):
-            return
-        with client.stream(engine.path, body, req.cancel) as events:
-            for chunk in events:
-                for msg in parser(chunk):
-                    out.put(msg)
-                if req.cancel.is_set():
-                    break
-        closed = _Closed(req.rid, usage=parser.usage)
-    except PonderError as exc:
-        closed = _Closed(req.rid, exc)
-    except MalformedEventError as exc:
-        closed = _Closed(req.rid, RemoteError(
-            f"the server at {client.display_url} sent a {client.redact(str(exc))}"))
-    except StreamError as exc:
-        closed = _Closed(req.rid, RemoteError(
-            f"the server at {client.display_url} failed mid-stream: {client.redact(str(exc))}"))
-    except httpx.HTTPError as exc:
-        closed = _Closed(req.rid, client.dropped_error(exc), dropped=True)
-    except Exception as exc:  # never leave the generation waiting for this request
-        closed = _Closed(req.rid, EngineError(f"internal error in a request thread: "
-                                              f"{type(exc).__name__}: {exc}"))
-    finally:
-        out.put(closed)
+        client, path = self._engine.client, self._engine.path
+        self._engine.submit(lambda: stream_request(client, path, body, req.rid, req.cancel,
+                                                   parser, self._queue, delay))
