@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from ponder.answers import equivalent
 from ponder.engines import Loaded
@@ -39,51 +39,35 @@ class Setup:
     config: str | None = None
 
 
-def _record_head(problem: Problem, setup: Setup, status: str) -> Record:
-    record: Record = {"id": problem.id}
-    if setup.config is not None:
-        record["config"] = setup.config
-    record["status"] = status
-    return record
+def _record_head(problem: Problem, setup: Setup, status: str) -> dict[str, Any]:
+    config = {} if setup.config is None else {"config": setup.config}
+    return {"id": problem.id, **config, "status": status}
 
 
 def problem_record(problem: Problem, result: Result, setup: Setup, seconds: float) -> Record:
-    """The record of a problem that ran: `ponder ask --json`'s object plus id and scoring."""
+    """The record of a problem that ran: id and scoring first, then the rest of
+    `ponder ask --json`'s object."""
     base = result_record(problem.question, result, setup.loaded, setup.plan, seconds)
-    record = _record_head(problem, setup, "interrupted" if result.interrupted else "ok")
-    record["question"] = base["question"]
-    record["answer"] = base["answer"]
-    record["reference"] = problem.reference
-    record["correct"] = (None if problem.reference is None
-                         else equivalent(result.answer, problem.reference))
-    record["tokens"] = result.completion_tokens
-    record["seconds"] = base["seconds"]
-    record["text"] = base["text"]
-    record["thinking"] = base["thinking"]
-    record["model"] = base["model"]
-    record["effort"] = base["effort"]
-    record["strategy"] = base["strategy"]
-    record["settings"] = base["settings"]
-    record["run"] = base["run"]
-    record["usage"] = base["usage"]
-    record["finish_reason"] = base["finish_reason"]
-    record["interrupted"] = base["interrupted"]
-    record["samples"] = base["samples"]
-    record["votes"] = base["votes"]
-    return record
+    correct = None if problem.reference is None else equivalent(result.answer, problem.reference)
+    record = {
+        **_record_head(problem, setup, "interrupted" if result.interrupted else "ok"),
+        "question": base["question"], "answer": base["answer"],
+        "reference": problem.reference, "correct": correct,
+        "tokens": result.completion_tokens, "seconds": base["seconds"], **base,
+    }
+    return cast(Record, record)
 
 
 def error_record(problem: Problem, reason: str, setup: Setup, seconds: float = 0.0) -> Record:
     """The record of a problem that could not be run, with the reason."""
-    record = _record_head(problem, setup, "error")
-    record.update({
-        "error": reason, "question": problem.question, "answer": None,
-        "reference": problem.reference,
+    record = {
+        **_record_head(problem, setup, "error"), "error": reason,
+        "question": problem.question, "answer": None, "reference": problem.reference,
         "correct": None if problem.reference is None else False,
         "tokens": 0, "seconds": round(seconds, 3), "model": setup.loaded.model_id,
         "effort": setup.plan.effort, "strategy": setup.plan.spec.name,
-    })
-    return record
+    }
+    return cast(Record, record)
 
 
 class Progress(Protocol):
