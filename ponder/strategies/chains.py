@@ -9,7 +9,8 @@ what is left; on Ctrl-C it stops and keeps what was produced. It returns the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import copy
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from ponder.answers import extract_answer
@@ -49,6 +50,9 @@ class ChainState:
     confidence: float | None = None
     sample: Sample | None = None
     prior_tokens: int = 0
+    fork: int = 0
+    """Set by an `on_token` hook: fork this chain `fork` times after this token."""
+    forked_from: int | None = None
 
 
 OnToken = Callable[[ChainState, TokenEvent], "FinishReason | None"]
@@ -115,6 +119,8 @@ def run_chains(
                 yield ChainStarted(st.chain, config.label)
             if isinstance(event, TokenEvent):
                 yield from _on_token(task, gen, st, event, config, on_token)
+                if st.fork:
+                    yield from _fork(gen, st, event.seq, states, first_chain, config.label)
                 if probes is not None and not event.injected and not st.capped:
                     probes.after_token(gen, event.seq, st.chain, st.thinking_tokens,
                                        st.splitter.phase == "thinking")
@@ -149,6 +155,18 @@ def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
     if sampling.max_tokens <= room:
         return sampling
     return sampling.with_(max_tokens=max(1, room))
+
+
+def _fork(gen: Generation, st: ChainState, seq: int, states: dict[int, ChainState],
+          first_chain: int, label: str) -> Iterator[ChainStarted]:
+    """Fork the live sequence of `st` as its hook asked: each child continues from the
+    parent's text (and KV), as a new chain with a copy of the parent's state."""
+    k, st.fork = st.fork, 0
+    for child in gen.fork(seq, k):
+        clone = copy.deepcopy(st)
+        clone.chain, clone.forked_from = first_chain + child, st.chain
+        states[child] = clone
+        yield ChainStarted(clone.chain, label)
 
 
 def _new_state(task: Task, chain: int, prefix: str) -> ChainState:
