@@ -30,6 +30,8 @@ _SUP = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyz",
                 "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ", strict=True))
 _SUB = dict(zip("0123456789+-=()aehijklmnoprstuvx",
                 "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ", strict=True))
+_RELATIONS = {"le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠",
+              "approx": "≈", "equiv": "≡", "to": "→", "rightarrow": "→", "implies": "⟹"}
 _ROOTS = {"2": "√", "3": "∛", "4": "∜"}
 
 
@@ -111,7 +113,8 @@ def latex_to_unicode(math: str) -> str:
         text = str(converter.nodelist_to_text(nodes))
     except Exception:  # pylatexenc raises its own parse errors; raw text is readable too
         return math
-    return re.sub(r"(?<=\S) {2,}(?=\S)", " ", text)
+    text = re.sub(r"(?<=\S) {2,}(?=\S)", " ", text)
+    return text.strip() if math == math.strip() else text
 
 
 @functools.cache
@@ -135,7 +138,8 @@ def _latex() -> tuple[Any, Any]:
         + [MacroTextSpec("sqrt", simplify_repl=_sqrt), MacroTextSpec("boxed", simplify_repl=_arg0),
            MacroTextSpec("circ", "°"), MacroTextSpec("degree", "°"),
            MacroTextSpec("times", " × "), MacroTextSpec("cdot", " · "),
-           MacroTextSpec("div", " ÷ "), MacroTextSpec("pm", "±")],
+           MacroTextSpec("div", " ÷ "), MacroTextSpec("pm", "±")]
+        + [MacroTextSpec(name, f" {sign} ") for name, sign in _RELATIONS.items()],
         specials=[SpecialsTextSpec("^", simplify_repl=_script(_SUP, "^")),
                   SpecialsTextSpec("_", simplify_repl=_script(_SUB, "_"))],
     )
