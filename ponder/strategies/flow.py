@@ -101,6 +101,15 @@ def opening(task: Task) -> str:
     return "" if task.opens_think else THINK_OPEN + "\n"
 
 
+NO_THINKING = "Okay, I think I have finished thinking."
+
+
+def skip_thinking(task: Task) -> str:
+    """A prefix holding an empty, closed thinking block: NoThinking (Ma et al., 2025), where
+    reasoning models answer at once; cheap answers to vote on."""
+    return opening(task) + NO_THINKING + CLOSE_THINKING
+
+
 def in_thinking(task: Task, text: str) -> bool:
     """Whether `text` (a continuation of the task's prompt) is still inside its thinking."""
     splitter = ThinkSplitter(task.thinks_first)
