@@ -108,10 +108,11 @@ class ThinkSplitter:
         if not stripped or THINK_OPEN.startswith(stripped):
             return False
         if stripped.startswith(THINK_OPEN):
-            self.state = "thinking"
-            self._buf = stripped[len(THINK_OPEN):].lstrip("\n")
+            self.state, self._fresh = "thinking", True
+            stripped = stripped[len(THINK_OPEN):]
         else:
             self.state = "untagged"
+        self._buf = stripped
         return True
 
     def _thinking(self, out: list[Piece]) -> bool:
@@ -122,7 +123,8 @@ class ThinkSplitter:
                 return False
             self._fresh = False
             if stripped.startswith(THINK_OPEN):
-                self._buf = stripped[len(THINK_OPEN):].lstrip("\n")
+                stripped = stripped[len(THINK_OPEN):].lstrip()
+            self._buf = stripped
             return True
         cut = buf.find(THINK_CLOSE)
         if cut >= 0:

@@ -129,6 +129,7 @@ def eval_command(
     gpu_layers: opt.GpuLayersOpt = 0,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
+    optimize: opt.OptimizeOpt = True,
 ) -> None:
     """Compare efforts or strategies on DATA: accuracy (95% CI), tokens, time, and a plot."""
     err = Console(stderr=True)
@@ -154,7 +155,7 @@ def eval_command(
     batch.check_output(out, resume=resume, overwrite=overwrite, source=data)
     earlier = batch.prepare_resume(out).records if resume and out else []
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env)
+                            api_key_env=api_key_env, optimize=optimize)
     loaded: Loaded | None = None
     records = list(earlier)
     interrupted = False
