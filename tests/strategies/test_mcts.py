@@ -23,6 +23,7 @@ from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine, ScriptedGeneration
 from ponder.events import (
     ChainDone,
+    ChainStarted,
     ChainText,
     Sample,
     SequenceDone,
@@ -203,6 +204,21 @@ def test_budget_runs_out_mid_rollout_exactly() -> None:
     assert result.settings["nodes"] == 4
     assert result.answer == "4"
     assert result.samples[0].chain == 0
+
+
+def test_last_expansions_narrow_to_what_the_budget_can_finish() -> None:
+    engine = ScriptedEngine([
+        "good A\n\n" + "w " * 6 + "\\boxed{4}", "bad B\n\n" + "w " * 6 + "\\boxed{5}",  # 9 each
+        "good C\n\n" + "w " * 6 + "\\boxed{4}", "never started",
+    ])
+    result, events = mcts(engine, expand=2, iterations=2, budget=30)
+    # 12 tokens are left after the first expansion: one 9-token child fits, two do not
+    started = [e for e in events if isinstance(e, ChainStarted) and e.label == "depth 2"]
+    assert len(started) == 1
+    assert result.samples[2].finish_reason == "stop"
+    assert result.settings["rollouts"] == 3
+    assert result.votes.keys() == {"4", "5"}
+    assert engine.tokens_generated == 27
 
 
 def test_without_an_answered_rollout_the_best_node_is_completed() -> None:
