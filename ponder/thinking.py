@@ -22,12 +22,13 @@ PROMPTED_SYSTEM = (
 )
 
 
-def build_messages(question: str, style: ThinkingStyle) -> list[Message]:
-    """Chat messages for a question: instruct models get a system prompt asking for tags."""
+def build_messages(question: str, style: ThinkingStyle, system: str = "") -> list[Message]:
+    """Chat messages for a question: instruct models get a system prompt (by default the
+    one asking for tags)."""
     if style == "native":
         return [{"role": "user", "content": question}]
     return [
-        {"role": "system", "content": PROMPTED_SYSTEM},
+        {"role": "system", "content": system or PROMPTED_SYSTEM},
         {"role": "user", "content": question},
     ]
 

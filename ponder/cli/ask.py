@@ -76,7 +76,8 @@ def ask(
                             api_key_env=api_key_env, optimize=optimize)
     loaded = load(err, engine, options)
     sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
-    task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
+    task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK,
+                     single_chain=plan.spec.single_chain)
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:
         result = drive(run_plan(task, plan), renderer.handle)

@@ -54,6 +54,8 @@ class Task:
     budget: Budget
     prompt_tokens: int = 0
     interrupted: bool = False
+    system: str = ""
+    """The system prompt for prompted models ("" = the usual one)."""
     prefix: str = ""
     """Written at the start of the assistant turn (e.g. "<think>\\n"), unless the chat
     template already ends with it."""
@@ -62,7 +64,8 @@ class Task:
     @property
     def prompt(self) -> str:
         if self._prompt is None:
-            rendered = self.engine.chat_prompt(build_messages(self.question, self.style))
+            rendered = self.engine.chat_prompt(
+                build_messages(self.question, self.style, self.system))
             prefix = self.prefix
             if prefix and rendered.rstrip().endswith(prefix.strip()):
                 prefix = ""
