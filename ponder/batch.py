@@ -103,7 +103,8 @@ def solve_problem(
     started = setup.clock()
     try:
         task = make_task(problem.question, setup.loaded, setup.sampling, budget=setup.budget,
-                         seconds=setup.seconds, clock=setup.clock)
+                         seconds=setup.seconds, clock=setup.clock,
+                         single_chain=setup.plan.spec.single_chain)
         result = drive(run_plan(task, setup.plan), handle, stop)
     except InputError as exc:  # too long for the context, among others
         return error_record(problem, str(exc), setup, setup.clock() - started)

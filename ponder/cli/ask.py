@@ -64,6 +64,7 @@ def ask(
     gpu_layers: opt.GpuLayersOpt = 0,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
+    optimize: opt.OptimizeOpt = True,
 ) -> None:
     """Ask a question; the answer goes to stdout, the thinking digest to stderr."""
     text = read_question(question, file)
@@ -72,10 +73,11 @@ def ask(
     seconds = opt.parse_duration(time_limit)
     err = Console(stderr=True, quiet=quiet)
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env)
+                            api_key_env=api_key_env, optimize=optimize)
     loaded = load(err, engine, options)
-    sampling = sampling_for(loaded, seed, temperature)
-    task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
+    sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
+    task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK,
+                     single_chain=plan.spec.single_chain)
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:
         result = drive(run_plan(task, plan), renderer.handle)

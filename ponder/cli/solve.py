@@ -68,6 +68,7 @@ def solve(
     gpu_layers: opt.GpuLayersOpt = 0,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
+    optimize: opt.OptimizeOpt = True,
 ) -> None:
     """Solve every problem in FILE; one JSON record per problem to --out or stdout."""
     check_limit(limit)
@@ -83,9 +84,10 @@ def solve(
         say(err, f"ponder: nothing to do: all {len(problems)} problems are already in {out}")
         return
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env)
+                            api_key_env=api_key_env, optimize=optimize)
     loaded = load(err, engine, options)
-    setup = Setup(loaded, plan, sampling_for(loaded, seed, temperature), budget, seconds, CLOCK)
+    sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
+    setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK)
     workers = workers_for(err, requested, loaded, plan)
     started = CLOCK()
     with closing_writer(out, resume, overwrite) as writer:

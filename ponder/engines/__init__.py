@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ponder.engines.base import Engine
 from ponder.errors import InputError
+from ponder.registry import FamilyDefaults
 from ponder.thinking import ThinkingStyle
 
 
@@ -21,6 +22,9 @@ class EngineOptions:
     slots: int = 8
     base_url: str | None = None
     api_key_env: str | None = None
+    optimize: bool = False
+    """Run a registered model's optimized copy when one exists. The CLI asks for it unless
+    given --no-optimize; scripts and benchmarks get the download unless they ask."""
 
 
 @dataclass
@@ -28,6 +32,8 @@ class Loaded:
     engine: Engine
     style: ThinkingStyle
     model_id: str
+    defaults: FamilyDefaults = field(default_factory=FamilyDefaults)
+    """The family's sampling settings and assistant-turn prefix (models.toml)."""
 
 
 Factory = Callable[[EngineOptions], Loaded]
@@ -68,7 +74,7 @@ def _load_llama(options: EngineOptions) -> Loaded:
     from ponder.registry import resolve_model
     from ponder.sources import verify
 
-    resolved = resolve_model(options.model)
+    resolved = resolve_model(options.model, optimized=options.optimize)
     if resolved.entry is not None:
         verify(resolved.path, resolved.entry)
     engine = LlamaCppEngine(
@@ -79,7 +85,7 @@ def _load_llama(options: EngineOptions) -> Loaded:
         gpu_layers=options.gpu_layers,
     )
     model_id = resolved.entry.id if resolved.entry else resolved.path.name
-    return Loaded(engine, resolved.thinking, model_id)
+    return Loaded(engine, resolved.thinking, model_id, resolved.defaults)
 
 
 register_engine("llama", _load_llama)

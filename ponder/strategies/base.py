@@ -54,17 +54,32 @@ class Task:
     budget: Budget
     prompt_tokens: int = 0
     interrupted: bool = False
+    system: str = ""
+    """The system prompt for prompted models ("" = the usual one)."""
+    prefix: str = ""
+    """Written at the start of the assistant turn (e.g. "<think>\\n"), unless the chat
+    template already ends with it."""
     _prompt: str | None = None
 
     @property
     def prompt(self) -> str:
         if self._prompt is None:
-            self._prompt = self.engine.chat_prompt(build_messages(self.question, self.style))
+            rendered = self.engine.chat_prompt(
+                build_messages(self.question, self.style, self.system))
+            prefix = self.prefix
+            if prefix and rendered.rstrip().endswith(prefix.strip()):
+                prefix = ""
+            self._prompt = rendered + prefix
         return self._prompt
 
     @property
     def opens_think(self) -> bool:
         return prompt_opens_think(self.prompt)
+
+    @property
+    def thinks_first(self) -> bool:
+        """Output starts inside thinking: the template opened <think> or the model is native."""
+        return self.opens_think or self.style == "native"
 
 
 StrategyRun = Generator[StrategyEvent, None, Result]
@@ -79,6 +94,8 @@ class StrategySpec(Generic[OptionsT]):
     help: str
     options: type[OptionsT]
     run: Callable[[Task, OptionsT], StrategyRun]
+    single_chain: bool = False
+    """Runs one chain: sampled at the family's `single_temperature` (greedy on instruct)."""
 
     def make_options(self, raw: Mapping[str, Any]) -> OptionsT:
         return parse_options(self.options, raw, self.name)

@@ -9,8 +9,9 @@ what is left; on Ctrl-C it stops and keeps what was produced. It returns the sam
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ from ponder.events import (
     TokenEvent,
 )
 from ponder.strategies.base import Task, require
+from ponder.strategies.probes import ProbeConfig, Probes
+from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
@@ -47,8 +50,13 @@ class ChainState:
     capped: bool = False
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
     confidence: float | None = None
     sample: Sample | None = None
+    prior_tokens: int = 0
+    fork: int = 0
+    """Set by an `on_token` hook: fork this chain `fork` times after this token."""
+    forked_from: int | None = None
 
 
 OnToken = Callable[[ChainState, TokenEvent], "FinishReason | None"]
@@ -64,6 +72,7 @@ class ChainConfig:
     answer_tokens: int = 1024
     force_answers: bool = True
     label: str = ""
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 @dataclass
@@ -134,15 +143,26 @@ def run_chains(
     gen = task.engine.start(prompt, sampling, n=n, budget=budget)
     task.prompt_tokens += task.engine.count_tokens(prompt)
     states: dict[int, ChainState] = {}
+    probes = Probes(task, config.probe) if config.probe.every else None
     try:
         for event in gen:
+            if probes is not None and probes.owns(event.seq):
+                yield from probes.on_event(gen, event)
+                for seq in probes.on_settle:
+                    states[seq].capped = True
+                continue
             st = states.get(event.seq)
             if st is None:
                 st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
-                st.tokens = prior_tokens
+                st.tokens = st.prior_tokens = prior_tokens
                 yield ChainStarted(st.chain, config.label)
             if isinstance(event, TokenEvent):
                 yield from _on_token(task, gen, st, event, config, on_token)
+                if st.fork:
+                    yield from _fork(gen, st, event.seq, states, first_chain, config.label)
+                if probes is not None and not event.injected and not st.capped:
+                    probes.after_token(gen, event.seq, st.chain, st.thinking_tokens,
+                                       st.splitter.phase == "thinking")
             elif isinstance(event, SequenceDone):
                 st.sample = _finish(task, st, event.reason)
                 yield _done_event(st.sample)
@@ -176,8 +196,20 @@ def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
     return sampling.with_(max_tokens=max(1, room))
 
 
+def _fork(gen: Generation, st: ChainState, seq: int, states: dict[int, ChainState],
+          first_chain: int, label: str) -> Iterator[ChainStarted]:
+    """Fork the live sequence of `st` as its hook asked: each child continues from the
+    parent's text (and KV), as a new chain with a copy of the parent's state."""
+    k, st.fork = st.fork, 0
+    for child in gen.fork(seq, k):
+        clone = copy.deepcopy(st)
+        clone.chain, clone.forked_from = first_chain + child, st.chain
+        states[child] = clone
+        yield ChainStarted(clone.chain, label)
+
+
 def _new_state(task: Task, chain: int, prefix: str) -> ChainState:
-    st = ChainState(chain, ThinkSplitter(task.opens_think), text=prefix)
+    st = ChainState(chain, ThinkSplitter(task.thinks_first), text=prefix)
     st.splitter.feed(prefix)
     return st
 
@@ -198,6 +230,7 @@ def _on_token(
     on_token: OnToken | None,
 ) -> Generator[StrategyEvent, None, None]:
     st.text += event.text
+    st.pieces.append((event.text, None if event.injected else event.logprob))
     if not event.injected:
         st.tokens += 1
         st.thinking_tokens += st.splitter.phase == "thinking"
@@ -206,8 +239,12 @@ def _on_token(
             st.logprobs.append(event.logprob)
         if event.top_logprobs is not None:
             st.top_logprobs.append(event.top_logprobs)
-    for phase, piece in st.splitter.feed(event.text):
-        yield ChainText(st.chain, phase, piece, st.tokens, st.confidence)
+    for kind, piece in st.splitter.feed(event.text):
+        if kind == "moved":
+            st.thinking_tokens = st.tokens - st.prior_tokens
+            yield ChainText(st.chain, "thinking", piece, st.tokens, st.confidence, moved=True)
+        else:
+            yield ChainText(st.chain, kind, piece, st.tokens, st.confidence)
     if (config.think_cap is not None and not st.capped and st.splitter.phase == "thinking"
             and st.thinking_tokens >= config.think_cap):
         st.capped = True
@@ -220,10 +257,30 @@ def _on_token(
         yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
 
 
+ENDED: frozenset[FinishReason] = frozenset({"eos", "stop"})
+
+
 def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
-    thinking, answer_text = split_thinking(st.text, task.opens_think)
+    thinking, answer_text = split_thinking(st.text, task.thinks_first)
+    if not answer_text and reason in ENDED and thinking:
+        # The model ended without closing its thinking (instruct models prefilled with
+        # <think> write the whole solution there): its conclusion is the answer.
+        answer_text = closing_paragraph(thinking)
     answer = extract_answer(answer_text) if answer_text else None
-    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence)
+    return _sample(st, answer, answer_text, thinking, reason)
+
+
+def closing_paragraph(text: str) -> str:
+    """The last paragraph of `text` that states an answer ("" when none does)."""
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    return next((p for p in reversed(paragraphs) if extract_answer(p) is not None), "")
+
+
+def _sample(st: ChainState, answer: str | None, answer_text: str, thinking: str,
+            reason: FinishReason) -> Sample:
+    stats = chain_stats(st.pieces, st.top_logprobs, answer)
+    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence,
+                  stats=stats, thinking_tokens=st.thinking_tokens)
 
 
 def _done_event(s: Sample) -> ChainDone:
@@ -250,7 +307,7 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
         if not task.opens_think and THINK_OPEN not in st.text:
             st.text = THINK_OPEN + "\n" + st.text
         st.text += CLOSE_THINKING
-        st.splitter = ThinkSplitter(task.opens_think)
+        st.splitter = ThinkSplitter(task.thinks_first)
         st.splitter.feed(st.text)
     prompt = task.prompt + st.text
     sampling = fit_context(
@@ -268,7 +325,8 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
     finally:
         gen.close()
     sample = _finish(task, st, reason)
-    if sample.answer is None:
-        sample.answer = extract_answer(sample.thinking)
+    if sample.answer is None and sample.thinking:
+        sample = _sample(st, extract_answer(sample.thinking), sample.text, sample.thinking,
+                         reason)
     st.sample = sample
     yield _done_event(sample)

@@ -1,4 +1,7 @@
-"""`cot`: one chain of thought, thinking then answer, thinking closed at an optional cap."""
+"""`cot`: one chain of thought, thinking then answer, thinking closed at an optional cap.
+
+With `probe_every` > 0 the chain's answer is probed during thinking and thinking ends once
+`probe_agree` probes agree (`ponder.strategies.probes`)."""
 
 from __future__ import annotations
 
@@ -7,15 +10,25 @@ from dataclasses import dataclass
 from ponder.events import Result, Sample
 from ponder.strategies.base import StrategyRun, StrategySpec, Task
 from ponder.strategies.chains import ChainOptions, run_chains
+from ponder.strategies.probes import ProbeConfig, check_probes
 
 
 @dataclass
 class CotOptions(ChainOptions):
-    pass
+    probe_every: int = 0
+    probe_agree: int = 2
+    probe_confidence: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_probes(self.probe_every, self.probe_agree, self.probe_confidence)
+
+    def probe(self) -> ProbeConfig:
+        return ProbeConfig(self.probe_every, self.probe_agree, confidence=self.probe_confidence)
 
 
 def run(task: Task, opts: CotOptions) -> StrategyRun:
-    samples = yield from run_chains(task, 1, opts.chain_config())
+    samples = yield from run_chains(task, 1, opts.chain_config(probe=opts.probe()))
     return single_result(task, samples)
 
 
@@ -43,4 +56,4 @@ def _thinking_tokens(task: Task, s: Sample) -> int:
 
 
 SPEC = StrategySpec("cot", "one chain of thought, thinking closed at think_cap tokens",
-                    CotOptions, run)
+                    CotOptions, run, single_chain=True)

@@ -1,6 +1,6 @@
 """Integration tests of the in-process llama.cpp engine on SmolLM2-135M.
 
-Run with ``pytest tests/test_llamacpp_engine.py -m integration``. The model is found by
+Run with ``pytest tests/engines/test_llamacpp_engine.py -m integration``. The model is found by
 :func:`smollm_path` (swap it for ponder's registry later).
 """
 

@@ -23,6 +23,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "best-of-n": {"n": "3"},
     "beam": {"width": "2", "expand": "2", "max_steps": "3"},
     "refine": {"rounds": "2"},
+    "mcts": {"expand": "2", "iterations": "3", "step_tokens": "16", "rollout_tokens": "32"},
 }
 """Small settings per strategy, for the tests that run all of them."""
 
@@ -98,7 +99,7 @@ def test_ctrl_c_keeps_what_was_produced(name: str) -> None:
         ("confidence", {"measure": "median"}, "measure must be one of lowest, tail, mean"),
         ("confidence", {"keep": "0"}, "keep must be in (0, 1]"),
         ("adaptive", {"start": "5", "max_n": "4"}, "start must be between 1 and max_n"),
-        ("adaptive", {"threshold": "1.5"}, "threshold must be in (0.5, 1)"),
+        ("adaptive", {"threshold": "1.5"}, "threshold must be 0 (off) or in (0.5, 1)"),
         ("best-of-n", {"verifier": "oracle"}, "unknown verifier 'oracle'"),
         ("best-of-n", {"select": "worst"}, "select must be one of best, weighted"),
         ("beam", {"width": "0"}, "width must be between 1 and 16"),

@@ -9,8 +9,10 @@
 - :mod:`.cpu`: how many cores are free (the default thread count).
 """
 
-from ponder.engines.llamacpp.cpu import free_cores
-from ponder.engines.llamacpp.engine import LlamaCppEngine
+from ponder.engines.llamacpp.capi import KV_TYPES
+from ponder.engines.llamacpp.cpu import busy_cpus, free_cores
+from ponder.engines.llamacpp.engine import DEFAULT_FLASH_ATTN, LlamaCppEngine
 from ponder.engines.llamacpp.generation import GenerationStats, LlamaCppGeneration
 
-__all__ = ["GenerationStats", "LlamaCppEngine", "LlamaCppGeneration", "free_cores"]
+__all__ = ["DEFAULT_FLASH_ATTN", "KV_TYPES", "GenerationStats", "LlamaCppEngine",
+           "LlamaCppGeneration", "busy_cpus", "free_cores"]

@@ -14,10 +14,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ponder.engines.base import Sampling
-from ponder.errors import EngineError, ModelFileError
+from ponder.errors import EngineError, InputError, ModelFileError
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+# KV cache element types (K and V alike); q8_0 halves the cache and needs flash attention.
+KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
 
 _LOG_CALLBACK: Any = None  # keeps the ctypes callback alive while llama.cpp holds it
 _BACKEND_READY = False
@@ -46,6 +48,16 @@ def backend_init() -> None:
     if not _BACKEND_READY:
         llama_cpp.llama_backend_init()
         _BACKEND_READY = True
+
+
+def check_kv_type(name: str, flash_attn: bool) -> str:
+    """Validate a KV cache type; llama.cpp needs flash attention for a quantized V cache."""
+    key = name.lower()
+    if key not in KV_TYPES:
+        raise InputError(f"unknown KV cache type {name!r}", f"choose from {', '.join(KV_TYPES)}")
+    if key != "f16" and not flash_attn:
+        raise InputError(f"a {key} KV cache needs flash attention", "turn flash attention on")
+    return key
 
 
 def check_gguf(path: Path) -> None:
@@ -215,16 +227,19 @@ class Batch:
 
 
 class Context:
-    """A llama.cpp context: the KV memory of `n_seq_max` sequences, one batch of `n_batch`
-    tokens, and a scratch buffer for `rows` rows of logits. Its KV cache is unified, so
-    copying a sequence shares the cells instead of duplicating them."""
+    """A llama.cpp context: the KV memory of `n_seq_max` sequences (elements of `kv_type`,
+    a key of KV_TYPES), one batch of `n_batch` tokens, and a scratch buffer for `rows`
+    rows of logits. Its KV cache is unified, so copying a sequence shares the cells
+    instead of duplicating them."""
 
-    def __init__(self, model: Model, *, kv_size: int, n_batch: int, n_seq_max: int,
-                 n_threads: int, n_threads_batch: int, flash_attn: bool, rows: int) -> None:
+    def __init__(self, model: Model, *, kv_size: int, n_batch: int, n_ubatch: int | None,
+                 kv_type: str, n_seq_max: int, n_threads: int, n_threads_batch: int,
+                 flash_attn: bool, rows: int) -> None:
         p = llama_cpp.llama_context_default_params()
         p.n_ctx = kv_size
         p.n_batch = n_batch
-        p.n_ubatch = min(n_batch, 512)
+        p.n_ubatch = min(n_batch, n_ubatch or 512)
+        p.type_k = p.type_v = KV_TYPES[kv_type]
         p.n_seq_max = n_seq_max
         p.n_threads = n_threads
         p.n_threads_batch = n_threads_batch

@@ -27,6 +27,7 @@ from ponder.engines.llamacpp.capi import (
     Model,
     backend_init,
     check_gguf,
+    check_kv_type,
     configure_logging,
 )
 from ponder.engines.llamacpp.cpu import free_cores
@@ -74,6 +75,8 @@ class LlamaCppEngine:
         flash_attn: bool | None = None,
         kv_size: int | None = None,
         n_batch: int = 512,
+        n_ubatch: int | None = None,
+        kv_type: str = "f16",
         verbose: bool = False,
     ) -> None:
         if n_slots < 1:
@@ -86,6 +89,7 @@ class LlamaCppEngine:
         self.n_threads = n_threads or free_cores()
         self.n_threads_batch = n_threads_batch or self.n_threads
         self.flash_attn = DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
+        self.kv_type = check_kv_type(kv_type, self.flash_attn)
         self.last_stats: GenerationStats | None = None
         self._chat_formatter: Jinja2ChatFormatter | None = None
         self.context: Context | None = None
@@ -99,8 +103,9 @@ class LlamaCppEngine:
             self.n_batch = max(n_batch, n_slots)
             self.kv_size = kv_size or self._n_ctx * (n_slots + 1)
             self.context = Context(
-                self.model, kv_size=self.kv_size, n_batch=self.n_batch,
-                n_seq_max=KVSlots.sequences(n_slots), n_threads=self.n_threads,
+                self.model, kv_size=self.kv_size, n_batch=self.n_batch, n_ubatch=n_ubatch,
+                kv_type=self.kv_type, n_seq_max=KVSlots.sequences(n_slots),
+                n_threads=self.n_threads,
                 n_threads_batch=self.n_threads_batch, flash_attn=self.flash_attn,
                 rows=n_slots,
             )

@@ -351,7 +351,10 @@ class LlamaCppGeneration:
 
     def _start_seq(self, s: Seq, slot: int) -> None:
         s.slot, s.state = slot, SeqState.RUNNING
-        s.sampler = make_sampler(self._sampling, s.seed)
+        sampling = self._sampling
+        if sampling.greedy_first and s.index == 0:
+            sampling = sampling.with_(temperature=0.0)
+        s.sampler = make_sampler(sampling, s.seed)
         self.stats.seq_start_tokens += len(s.tokens) - s.n_kv
 
     # ---- tokens and text
