@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar, get_type_hints
 from ponder.engines.base import Engine, Sampling
 from ponder.errors import InputError
 from ponder.events import Result, StrategyEvent
+from ponder.strategies.memory import ChainMemory
 from ponder.thinking import ThinkingStyle, build_messages, prompt_opens_think
 
 Clock = Callable[[], float]
@@ -55,6 +56,8 @@ class Task:
     prompt_tokens: int = 0
     interrupted: bool = False
     _prompt: str | None = None
+    memory: ChainMemory | None = None
+    """Earlier chains to build on and to add this task's chains to (the run log), if any."""
 
     @property
     def prompt(self) -> str:

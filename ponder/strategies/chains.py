@@ -9,7 +9,7 @@ what is left; on Ctrl-C it stops and keeps what was produced. It returns the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from ponder.answers import extract_answer
@@ -23,9 +23,12 @@ from ponder.events import (
     Sample,
     SequenceDone,
     StrategyEvent,
+    StrategyNote,
     TokenEvent,
 )
 from ponder.strategies.base import Task
+from ponder.strategies.memory import ChainRecord, PriorChain
+from ponder.strategies.replay import replay
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
@@ -45,6 +48,12 @@ class ChainState:
     top_logprobs: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
     confidence: float | None = None
     sample: Sample | None = None
+    index: int = 0
+    stream: list[TokenEvent] = field(default_factory=list)
+    ended: FinishReason | None = None
+    prior: PriorChain | None = None
+    reused: int = 0
+    continued: bool = False
 
 
 OnToken = Callable[[ChainState, TokenEvent], "FinishReason | None"]
@@ -78,52 +87,209 @@ def run_chains(
     `prior_tokens` continues chains whose first `prior_tokens` tokens are in `prefix`
     (a chain resumed after a stop): their token counts start there. Chain k is seeded
     with seed + k, so chains started in later rounds (first_chain > 0) differ from the
-    first round's.
+    first round's. When the task has a memory (the run log), chains it already holds are
+    replayed instead of sampled (see :mod:`ponder.strategies.replay`): they cost no budget,
+    and only the missing chains are sampled, with the seeds they would have had.
     """
-    sampling = sampling or task.sampling
+    sampling = _chain_sampling(task, sampling or task.sampling, first_chain, config)
+    if task.interrupted or task.budget.out_of_time():
+        return []
+    prompt = task.prompt + prefix
+    run = _Run(task, config, prompt, prefix, prior_tokens, fit_context(task, prompt, sampling),
+               first_chain, on_token)
+    priors = run.find_priors(n)
+    if not priors and task.budget.remaining() == 0:
+        return []
+    try:
+        yield from _replay_all(run, priors)
+        for lo, count in _blocks([i for i in range(n) if i not in run.states]):
+            yield from _sample(run, lo, count)
+        for st in [s for s in run.ordered() if s.sample is None]:
+            yield from _continue(run, st)
+    except KeyboardInterrupt:
+        task.interrupted = True
+        for st in run.ordered():
+            if st.sample is None:
+                st.ended = "interrupted"
+                st.sample = _finish(task, st, "interrupted")
+                yield _done_event(st.sample)
+    ordered = run.ordered()
+    if config.force_answers and not task.interrupted:
+        yield from _force_answers(task, ordered, config)
+    run.remember(ordered)
+    yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
+    return [st.sample for st in ordered if st.sample is not None]
+
+
+def _chain_sampling(task: Task, sampling: Sampling, first_chain: int, config: ChainConfig
+                    ) -> Sampling:
+    """The first chain's sampling: its seed, the cap's token limit, the logged alternatives."""
     if first_chain:
         sampling = sampling.with_(seed=sampling.seed + first_chain)
     if config.think_cap is not None:
         limit = config.think_cap + config.answer_tokens
         sampling = sampling.with_(max_tokens=min(sampling.max_tokens, limit))
+    memory = task.memory
+    if memory is not None and sampling.top_logprobs < memory.top_logprobs:
+        sampling = sampling.with_(top_logprobs=memory.top_logprobs)
+    return sampling
+
+
+@dataclass
+class _Run:
+    """One `run_chains` call: chain i (0-based here) is seeded `sampling.seed + i`."""
+
+    task: Task
+    config: ChainConfig
+    prompt: str
+    prefix: str
+    prior_tokens: int
+    sampling: Sampling
+    first_chain: int
+    on_token: OnToken | None
+    states: dict[int, ChainState] = field(default_factory=dict)
+    keys: dict[int, str] = field(default_factory=dict)
+
+    def new_state(self, i: int) -> ChainState:
+        st = _new_state(self.task, self.first_chain + i, self.prefix)
+        st.tokens, st.index = self.prior_tokens, i
+        self.states[i] = st
+        return st
+
+    def ordered(self) -> list[ChainState]:
+        return [self.states[i] for i in sorted(self.states)]
+
+    def feed(self, st: ChainState, event: TokenEvent, gen: Generation
+             ) -> Iterator[StrategyEvent]:
+        """A logged token through the live token handling, without counting the budget."""
+        return _on_token(self.task, gen, st, event, self.config, self.on_token, count=False)
+
+    def find_priors(self, n: int) -> dict[int, PriorChain]:
+        memory = self.task.memory
+        if memory is None:
+            return {}
+        found: dict[int, PriorChain] = {}
+        for i in range(n):
+            self.keys[i] = key = memory.key(self.prompt, self.seeded(i))
+            prior = memory.prior(key, self.sampling.top_logprobs)
+            if prior is not None and prior.events:
+                found[i] = prior
+        return found
+
+    def seeded(self, i: int) -> Sampling:
+        return self.sampling.with_(seed=self.sampling.seed + i) if i else self.sampling
+
+    def remember(self, ordered: list[ChainState]) -> None:
+        """Hand this call's chains to the task's memory (the run log)."""
+        memory = self.task.memory
+        if memory is None:
+            return
+        memory.record([
+            ChainRecord(
+                self.keys[st.index], self.sampling.seed + st.index, st.sample,
+                None if st.prior is not None and not st.continued else tuple(st.stream),
+                st.ended or st.sample.finish_reason, self.sampling.top_logprobs,
+                st.prior.id if st.prior is not None else None, st.reused,
+            )
+            for st in ordered if st.sample is not None and st.index in self.keys
+        ])
+
+
+def _replay_all(run: _Run, priors: dict[int, PriorChain]) -> Chains:
+    """Replay the logged chains; those to be continued are left without a sample."""
+    for i in sorted(priors):
+        st = run.new_state(i)
+        st.prior = priors[i]
+        yield ChainStarted(st.chain, run.config.label)
+        done = yield from replay(st, priors[i], max_tokens=run.sampling.max_tokens,
+                                 top_logprobs=run.sampling.top_logprobs, feed=run.feed)
+        st.reused = done.sampled
+        if done.reason is not None:
+            st.ended = done.reason
+            st.sample = _finish(run.task, st, done.reason)
+            yield _done_event(st.sample)
+    if priors:
+        saved = sum(run.states[i].reused for i in priors)
+        yield StrategyNote(f"{len(priors)} chain(s) from the log: {saved:,} tokens saved")
+    return []
+
+
+def _blocks(indices: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive chain indices as (first, count): each is one engine call."""
+    blocks: list[tuple[int, int]] = []
+    for i in indices:
+        if blocks and blocks[-1][0] + blocks[-1][1] == i:
+            blocks[-1] = (blocks[-1][0], blocks[-1][1] + 1)
+        else:
+            blocks.append((i, 1))
+    return blocks
+
+
+def _sample(run: _Run, lo: int, count: int) -> Generator[StrategyEvent, None, None]:
+    """Sample chains lo .. lo+count-1 together (one engine call) with what budget is left."""
+    task = run.task
     remaining = task.budget.remaining()
     if task.interrupted or remaining == 0 or task.budget.out_of_time():
-        return []
-    budget = None if remaining is None else remaining - _reserve(remaining, n, config)
-    prompt = task.prompt + prefix
-    sampling = fit_context(task, prompt, sampling)
-    gen = task.engine.start(prompt, sampling, n=n, budget=budget)
+        return
+    budget = None if remaining is None else remaining - _reserve(remaining, count, run.config)
+    gen = task.engine.start(run.prompt, run.seeded(lo), n=count, budget=budget)
+    task.prompt_tokens += task.engine.count_tokens(run.prompt)
+    yield from _drive(run, gen, lambda seq: lo + seq)
+
+
+def _continue(run: _Run, st: ChainState) -> Generator[StrategyEvent, None, None]:
+    """Sample the rest of a replayed chain, from its text so far."""
+    task = run.task
+    sampled = sum(not e.injected for e in st.stream)
+    left = run.sampling.max_tokens - sampled
+    remaining = task.budget.remaining()
+    if left <= 0 or remaining == 0 or task.interrupted or task.budget.out_of_time():
+        reason: FinishReason = "length" if left <= 0 else no_room_reason(task)
+        st.ended, st.sample = reason, _finish(task, st, reason)
+        yield _done_event(st.sample)
+        return
+    st.continued = True
+    prompt = task.prompt + st.text
+    seed = (run.sampling.seed + st.index + 7919 * sampled) & 0x7FFFFFFF
+    sampling = fit_context(task, prompt, run.seeded(st.index).with_(max_tokens=left, seed=seed))
+    budget = None if remaining is None else remaining - _reserve(remaining, 1, run.config)
+    gen = task.engine.start(prompt, sampling, n=1, budget=budget)
     task.prompt_tokens += task.engine.count_tokens(prompt)
-    states: dict[int, ChainState] = {}
+    yield from _drive(run, gen, lambda _seq: st.index)
+
+
+def no_room_reason(task: Task) -> FinishReason:
+    if task.interrupted:
+        return "interrupted"
+    return "time" if task.budget.out_of_time() else "budget"
+
+
+def _drive(run: _Run, gen: Generation, index_of: Callable[[int], int]
+           ) -> Generator[StrategyEvent, None, None]:
+    """Turn one generation's engine events into chain events (its chains by `index_of`)."""
+    task = run.task
+    live: dict[int, ChainState] = {}
     try:
         for event in gen:
-            st = states.get(event.seq)
+            st = live.get(event.seq)
             if st is None:
-                st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
-                st.tokens = prior_tokens
-                yield ChainStarted(st.chain, config.label)
+                i = index_of(event.seq)
+                st = live[event.seq] = run.states.get(i) or run.new_state(i)
+                if st.prior is None:
+                    yield ChainStarted(st.chain, run.config.label)
             if isinstance(event, TokenEvent):
-                yield from _on_token(task, gen, st, event, config, on_token)
+                st.stream.append(event)
+                yield from _on_token(task, gen, st, event, run.config, run.on_token)
             elif isinstance(event, SequenceDone):
+                st.ended = event.reason
                 st.sample = _finish(task, st, event.reason)
                 yield _done_event(st.sample)
             if task.budget.out_of_time():
-                for seq, other in states.items():
+                for seq, other in live.items():
                     if other.sample is None:
                         gen.abort(seq, "time")
-    except KeyboardInterrupt:
-        task.interrupted = True
-        for st in states.values():
-            if st.sample is None:
-                st.sample = _finish(task, st, "interrupted")
-                yield _done_event(st.sample)
     finally:
         gen.close()
-    ordered = [states[k] for k in sorted(states)]
-    if config.force_answers and not task.interrupted:
-        yield from _force_answers(task, ordered, config)
-    yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
-    return [st.sample for st in ordered if st.sample is not None]
 
 
 def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
@@ -157,12 +323,14 @@ def _on_token(
     event: TokenEvent,
     config: ChainConfig,
     on_token: OnToken | None,
+    *,
+    count: bool = True,
 ) -> Generator[StrategyEvent, None, None]:
     st.text += event.text
     if not event.injected:
         st.tokens += 1
         st.thinking_tokens += st.splitter.phase == "thinking"
-        task.budget.used += 1
+        task.budget.used += count
         if event.logprob is not None:
             st.logprobs.append(event.logprob)
         if event.top_logprobs is not None:

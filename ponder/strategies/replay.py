@@ -1,0 +1,121 @@
+"""Replaying a logged chain through this run's token handling, as if it were sampled now.
+
+The logged tokens go through the same code as live ones (thinking split, thinking cap,
+the strategy's `on_token` hook) but cost nothing: they do not count against the budget.
+The replay follows the log for as long as this run would have produced the same chain:
+
+- the run's hook stops the chain (an early stop), or `max_tokens` runs out: the chain ends
+  there, exactly as a live run would have ended it;
+- the run caps the thinking where the logged run did too: the replay goes on;
+- the run caps the thinking where the logged run did not, or the logged run capped it
+  where this run does not, or the log ends without the model having finished (a budget,
+  a time limit, Ctrl-C, an early stop of that run): the replay stops and the chain is
+  continued live from the text so far (a cap this run wants is applied first).
+
+A continued chain is not token-for-token what a cold run would sample (the random state
+differs), but it is drawn from the same distribution: the model continues its own text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ponder.engines.base import Generation
+from ponder.errors import EngineError
+from ponder.events import EngineEvent, FinishReason, StrategyEvent, TokenEvent
+from ponder.strategies.memory import NATURAL_ENDS, PriorChain
+
+if TYPE_CHECKING:
+    from ponder.strategies.chains import ChainState
+
+Feed = Callable[["ChainState", TokenEvent, Generation], Iterator[StrategyEvent]]
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """Where a replay stopped: `reason` ends the chain; None means continue it live."""
+
+    reason: FinishReason | None
+    sampled: int
+
+
+class Probe:
+    """Stands in for the engine's Generation during a replay: it notes what the run's
+    token handling asks for (an abort, an injection) instead of doing it."""
+
+    def __init__(self) -> None:
+        self.aborted: FinishReason | None = None
+        self.injected = ""
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        return iter(())
+
+    def abort(self, seq: int, reason: FinishReason = "abort") -> None:
+        self.aborted = self.aborted or reason
+
+    def inject(self, seq: int, text: str) -> None:
+        self.injected += text
+
+    def fork(self, seq: int, k: int) -> list[int]:
+        raise EngineError("a replayed chain cannot be forked")
+
+    def close(self) -> None:
+        pass
+
+
+def replay(
+    st: ChainState, prior: PriorChain, *, max_tokens: int, top_logprobs: int, feed: Feed
+) -> Generator[StrategyEvent, None, Replayed]:
+    """Feed `prior`'s tokens to `st`; returns why and after how many tokens it stopped."""
+    probe = Probe()
+    events = [trim(e, top_logprobs) for e in prior.events]
+    i = sampled = 0
+    while i < len(events):
+        if events[i].injected:
+            return Replayed(None, sampled)  # the logged run capped here; this one does not
+        if sampled >= max_tokens:
+            return Replayed("length", sampled)
+        yield from _feed(feed, st, events[i], probe)
+        i, sampled = i + 1, sampled + 1
+        if probe.aborted is not None:
+            return Replayed(probe.aborted, sampled)
+        if probe.injected:
+            text, probe.injected = probe.injected, ""
+            end = injected_run(events, i, text)
+            if end is None:  # this run caps here; the logged one did not
+                yield from _feed(feed, st, TokenEvent(0, text, injected=True), probe)
+                return Replayed(None, sampled)
+            for event in events[i:end]:
+                yield from _feed(feed, st, event, probe)
+            i = end
+    if prior.reason in NATURAL_ENDS:
+        return Replayed(prior.reason, sampled)
+    if sampled >= max_tokens:
+        return Replayed("length", sampled)
+    return Replayed(None, sampled)
+
+
+def _feed(feed: Feed, st: ChainState, event: TokenEvent, probe: Probe
+          ) -> Iterator[StrategyEvent]:
+    st.stream.append(event)
+    yield from feed(st, event, probe)
+
+
+def injected_run(events: Sequence[TokenEvent], start: int, text: str) -> int | None:
+    """The end of the injected events from `start` when together they are `text`."""
+    joined, end = "", start
+    while end < len(events) and events[end].injected and len(joined) < len(text):
+        joined += events[end].text
+        end += 1
+    return end if joined == text else None
+
+
+def trim(event: TokenEvent, k: int) -> TokenEvent:
+    """The event as a run asking for `k` alternatives per token would have seen it."""
+    top = event.top_logprobs
+    if top is None or len(top) <= k:
+        return dataclasses.replace(event, seq=0)
+    return dataclasses.replace(event, seq=0, top_logprobs=top[:k] if k else None)
