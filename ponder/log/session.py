@@ -132,6 +132,10 @@ class RunLog:
         task.memory = memory
         return Entry(self, run_id, memory)
 
+    def bind(self, request: Request) -> Binding:
+        """This log with the request every problem of a batch shares."""
+        return Binding(self, request)
+
     def _model(self, loaded: Loaded, store: Store) -> Model:
         if id(loaded) not in self._models:
             fallback = Model(loaded.model_id, None, None)
@@ -150,6 +154,17 @@ class RunLog:
             return None
         hit = Hit(int(row["id"]), float(row["created"]), _json(row["record"]))
         return Entry(self, None, None, hit=hit, key=key, request=request, model=model)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A log and a request: what `solve` and `eval` hand to each problem."""
+
+    log: RunLog
+    request: Request
+
+    def begin(self, task: Task, loaded: Loaded) -> Entry:
+        return self.log.begin(task, loaded, self.request)
 
 
 @dataclass(frozen=True)
@@ -304,5 +319,5 @@ def hit_note(hit: Hit) -> str:
             "--no-cache runs it again")
 
 
-__all__: Sequence[str] = ("Entry", "Hit", "LogMemory", "Request", "RunLog", "Switches",
+__all__: Sequence[str] = ("Binding", "Entry", "Hit", "LogMemory", "Request", "RunLog", "Switches",
                           "hit_note", "switches")

@@ -61,10 +61,11 @@ class Store:
 
     def add_run(self, fields: Mapping[str, Any]) -> int:
         """A new run row (a running run, or a finished one such as a cache hit)."""
-        row = {name: _column(fields.get(name)) for name in RUN_COLUMNS}
-        row["created"] = row["created"] or time.time()
-        names = ", ".join(RUN_COLUMNS)
-        marks = ", ".join(f":{name}" for name in RUN_COLUMNS)
+        row = {name: _column(value) for name, value in fields.items()
+               if name in RUN_COLUMNS and value is not None}
+        row.setdefault("created", time.time())
+        names = ", ".join(row)
+        marks = ", ".join(f":{name}" for name in row)
         return int(self._write(f"INSERT INTO runs ({names}) VALUES ({marks})", row).lastrowid
                    or 0)
 
