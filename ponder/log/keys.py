@@ -52,6 +52,8 @@ class Request:
     budget: int | None = None
     seconds: float | None = None
     ctx: int | None = None
+    history: tuple[tuple[str, str], ...] = ()
+    """Earlier (question, answer) turns of a chat, which the prompt carries."""
 
 
 def digest(payload: Any) -> str:
@@ -81,6 +83,7 @@ def cache_key(model: Model, question: str, style: ThinkingStyle, request: Reques
         "budget": request.budget,
         "seconds": request.seconds,
         "ctx": request.ctx,
+        "history": [list(turn) for turn in request.history],
     })
 
 
