@@ -147,7 +147,7 @@ def test_a_capped_chain_goes_on_thinking_when_the_cap_rises(log: RunLog) -> None
     engine.starts.clear()
     mem = memory(log)
     high, _ = run(engine, "cot", mem, think_cap=50)
-    (n, _seed, prompt), = engine.starts
+    (_n, _seed, prompt), = engine.starts
     assert prompt.endswith("<think> a a a a") and CLOSE_THINKING not in prompt
     assert high.answer == "4" and high.samples[0].thinking == "a a a a b b"
     assert mem.saved == 5 and high.completion_tokens == high.samples[0].tokens - 5
