@@ -5,6 +5,8 @@ chains continue from), splits each into thinking and answer as it streams, close
 at a cap, keeps to the task's token and time budget, and turns engine events into chain
 events. When budget or time runs out it forces final answers from the partial chains with
 what is left; on Ctrl-C it stops and keeps what was produced. It returns the samples.
+With a task memory (the run log) it replays the chains the log holds, samples only the
+missing ones, continues replayed chains that stopped short, and records every chain.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from ponder.events import (
     TokenEvent,
 )
 from ponder.strategies.base import Task
-from ponder.strategies.memory import ChainRecord, PriorChain
-from ponder.strategies.replay import replay
+from ponder.strategies.memory import PriorChain
+from ponder.strategies.replay import blocks, records, replay
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
@@ -102,9 +104,9 @@ def run_chains(
         return []
     try:
         yield from _replay_all(run, priors)
-        for lo, count in _blocks([i for i in range(n) if i not in run.states]):
+        for lo, count in blocks([i for i in range(n) if i not in run.states]):
             yield from _sample(run, lo, count)
-        for st in [s for s in run.ordered() if s.sample is None]:
+        for st in [s for s in run.ordered() if s.sample is None and s.prior is not None]:
             yield from _continue(run, st)
     except KeyboardInterrupt:
         task.interrupted = True
@@ -181,18 +183,8 @@ class _Run:
 
     def remember(self, ordered: list[ChainState]) -> None:
         """Hand this call's chains to the task's memory (the run log)."""
-        memory = self.task.memory
-        if memory is None:
-            return
-        memory.record([
-            ChainRecord(
-                self.keys[st.index], self.sampling.seed + st.index, st.sample,
-                None if st.prior is not None and not st.continued else tuple(st.stream),
-                st.ended or st.sample.finish_reason, self.sampling.top_logprobs,
-                st.prior.id if st.prior is not None else None, st.reused,
-            )
-            for st in ordered if st.sample is not None and st.index in self.keys
-        ])
+        if self.task.memory is not None:
+            self.task.memory.record(records(ordered, self.keys, self.sampling))
 
 
 def _replay_all(run: _Run, priors: dict[int, PriorChain]) -> Chains:
@@ -212,17 +204,6 @@ def _replay_all(run: _Run, priors: dict[int, PriorChain]) -> Chains:
         saved = sum(run.states[i].reused for i in priors)
         yield StrategyNote(f"{len(priors)} chain(s) from the log: {saved:,} tokens saved")
     return []
-
-
-def _blocks(indices: list[int]) -> list[tuple[int, int]]:
-    """Runs of consecutive chain indices as (first, count): each is one engine call."""
-    blocks: list[tuple[int, int]] = []
-    for i in indices:
-        if blocks and blocks[-1][0] + blocks[-1][1] == i:
-            blocks[-1] = (blocks[-1][0], blocks[-1][1] + 1)
-        else:
-            blocks.append((i, 1))
-    return blocks
 
 
 def _sample(run: _Run, lo: int, count: int) -> Generator[StrategyEvent, None, None]:

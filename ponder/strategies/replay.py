@@ -23,10 +23,10 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ponder.engines.base import Generation
+from ponder.engines.base import Generation, Sampling
 from ponder.errors import EngineError
 from ponder.events import EngineEvent, FinishReason, StrategyEvent, TokenEvent
-from ponder.strategies.memory import NATURAL_ENDS, PriorChain
+from ponder.strategies.memory import NATURAL_ENDS, ChainRecord, PriorChain
 
 if TYPE_CHECKING:
     from ponder.strategies.chains import ChainState
@@ -119,3 +119,33 @@ def trim(event: TokenEvent, k: int) -> TokenEvent:
     if top is None or len(top) <= k:
         return dataclasses.replace(event, seq=0)
     return dataclasses.replace(event, seq=0, top_logprobs=top[:k] if k else None)
+
+
+def records(states: Sequence[ChainState], keys: dict[int, str], sampling: Sampling
+            ) -> list[ChainRecord]:
+    """The log's records of finished chains (chain i seeded `sampling.seed + i`).
+
+    A chain replayed to its end without new tokens points at its source instead of
+    storing the same stream again.
+    """
+    out = []
+    for st in states:
+        if st.sample is None or st.index not in keys:
+            continue
+        plain = st.prior is not None and not st.continued
+        out.append(ChainRecord(
+            keys[st.index], sampling.seed + st.index, st.sample,
+            None if plain else tuple(st.stream), st.ended or st.sample.finish_reason,
+            sampling.top_logprobs, st.prior.id if st.prior is not None else None, st.reused))
+    return out
+
+
+def blocks(indices: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive chain indices as (first, count): each is one engine call."""
+    out: list[tuple[int, int]] = []
+    for i in indices:
+        if out and out[-1][0] + out[-1][1] == i:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((i, 1))
+    return out
