@@ -8,6 +8,7 @@ logged ones. A log that cannot be used costs one note on stderr, never the run.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -77,12 +78,14 @@ class RunLog:
         self._store: Store | None = None
         self._broken = not switches.log
         self._models: dict[int, Model] = {}
+        self._lock = threading.RLock()  # `solve` begins problems from several threads
 
     @property
     def store(self) -> Store | None:
-        if self._store is None and not self._broken:
-            self._store = self.safely(lambda: Store(self.path or log_path()), None)
-        return self._store
+        with self._lock:
+            if self._store is None and not self._broken:
+                self._store = self.safely(lambda: Store(self.path or log_path()), None)
+            return self._store
 
     def safely(self, action: Callable[[], T], default: T) -> T:
         """Run a log action; on failure warn once and go on without the log."""
@@ -137,11 +140,12 @@ class RunLog:
         return Binding(self, request)
 
     def _model(self, loaded: Loaded, store: Store) -> Model:
-        if id(loaded) not in self._models:
-            fallback = Model(loaded.model_id, None, None)
-            self._models[id(loaded)] = self.safely(
-                lambda: model_of(loaded, store.file_sha256), fallback)
-        return self._models[id(loaded)]
+        with self._lock:
+            if id(loaded) not in self._models:
+                fallback = Model(loaded.model_id, None, None)
+                self._models[id(loaded)] = self.safely(
+                    lambda: model_of(loaded, store.file_sha256), fallback)
+            return self._models[id(loaded)]
 
     def _hit(self, model: Model, question: str, style: ThinkingStyle, request: Request
              ) -> Entry | None:
