@@ -55,7 +55,7 @@ class Conversation:
                          clock=clock)
         engine = loaded.engine
         while True:
-            prompt = engine.chat_prompt(self.messages(task.question, loaded.style))
+            prompt = task.render(self.messages(task.question, loaded.style))
             room = engine.context_length - engine.count_tokens(prompt)
             if room >= MIN_ANSWER_ROOM or not self.turns:
                 break

@@ -48,13 +48,18 @@ class ChainStarted:
 
 @dataclass(frozen=True)
 class ChainText:
-    """New text of a chain, already split into thinking or answer."""
+    """New text of a chain, already split into thinking or answer.
+
+    `moved`: this thinking text streamed earlier as answer; a closing </think> with no
+    opening tag showed it was thinking (a view re-labels it rather than adding it again).
+    """
 
     chain: int
     phase: Phase
     text: str
     tokens: int
     confidence: float | None = None
+    moved: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,23 @@ class Sample:
     finish_reason: FinishReason
     confidence: float | None = None
     score: float | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+    """Numbers the strategies decide with (see `ponder.strategies.stats`)."""
+    thinking_tokens: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "chain": self.chain,
             "answer": self.answer,
             "tokens": self.tokens,
+            "thinking_tokens": self.thinking_tokens,
             "finish_reason": self.finish_reason,
             "confidence": self.confidence,
             "score": self.score,
         }
+        if self.stats:
+            out["stats"] = self.stats
+        return out
 
 
 @dataclass

@@ -14,12 +14,13 @@ Resolution order for :func:`resolve_model`:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -91,6 +92,26 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class FamilyDefaults:
+    """How a model family is best sampled and prompted (the `[families.NAME]` tables).
+
+    `temperature`/`top_p`/`top_k`/`min_p` are used for sampled chains (votes, searches);
+    `single_temperature` for strategies that run one chain (0 = greedy), since one greedy
+    chain beats one sampled chain on small instruct models; `assistant_prefix` is written
+    at the start of the assistant turn (R1 distills: "<think>\\n", as their cards advise).
+    """
+
+    name: str = ""
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    single_temperature: float = 0.6
+    assistant_prefix: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class ResolvedModel:
     """The model file to run and what we know about it."""
 
@@ -99,13 +120,17 @@ class ResolvedModel:
     thinking: Thinking
     origin: str = "argument"
     """Where the choice came from: argument, PONDER_MODEL, config, or installed."""
+    defaults: FamilyDefaults = FamilyDefaults()
 
 
 class Registry:
     """The parsed registry: ordered entries, looked up by id or alias (case-insensitive)."""
 
-    def __init__(self, entries: Sequence[ModelEntry]) -> None:
+    def __init__(
+        self, entries: Sequence[ModelEntry], families: Mapping[str, FamilyDefaults] | None = None
+    ) -> None:
         self._entries = tuple(entries)
+        self._families = dict(families or {})
         self._by_name: dict[str, ModelEntry] = {}
         for entry in self._entries:
             for name in entry.names:
@@ -123,6 +148,10 @@ class Registry:
     @property
     def entries(self) -> tuple[ModelEntry, ...]:
         return self._entries
+
+    def family(self, name: str) -> FamilyDefaults:
+        """Sampling and prompting defaults of a family (generic ones when not listed)."""
+        return self._families.get(name, FamilyDefaults(name))
 
     def find(self, id_or_alias: str) -> ModelEntry | None:
         """The entry for an id or alias, or None."""
@@ -227,13 +256,40 @@ def _parse_entry(raw: dict[str, Any]) -> ModelEntry:
     )
 
 
+_FAMILY_FLOATS = ("temperature", "top_p", "min_p", "single_temperature")
+
+
+def _parse_family(name: str, raw: Any) -> FamilyDefaults:
+    where = f"family {name!r}"
+    if not isinstance(raw, dict):
+        raise ValueError(f"models.toml: {where} must be a table")
+    unknown = set(raw) - {f.name for f in dataclasses.fields(FamilyDefaults)}
+    if unknown:
+        raise ValueError(f"models.toml: {where}: unknown keys {sorted(unknown)}")
+    values: dict[str, Any] = {"name": name}
+    for key, value in raw.items():
+        if key in _FAMILY_FLOATS:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"models.toml: {where}: {key!r} must be a number >= 0")
+            values[key] = float(value)
+        elif key == "top_k":
+            values[key] = _require(raw, key, int, where)
+        else:
+            values[key] = _require(raw, key, str, where)
+    return FamilyDefaults(**values)
+
+
 def parse_registry(text: str) -> Registry:
     """Parse models.toml text; ValueError names the offending entry and field."""
     data = tomllib.loads(text)
     models = data.get("models")
     if not isinstance(models, list):
         raise ValueError("models.toml: no [[models]] entries")
-    return Registry([_parse_entry(m) for m in models])
+    families = data.get("families", {})
+    if not isinstance(families, dict):
+        raise ValueError("models.toml: [families] must be a table")
+    return Registry([_parse_entry(m) for m in models],
+                    {name: _parse_family(name, raw) for name, raw in families.items()})
 
 
 @functools.cache
@@ -290,6 +346,22 @@ def guess_thinking(path: Path) -> Thinking:
     return "native" if _NATIVE_HINTS.search(path.name.lower()) else "prompted"
 
 
+_FAMILY_HINTS = (
+    (re.compile(r"r1-distill|deepseek-r1"), "deepseek-r1-distill"),
+    (re.compile(r"qwq"), "qwq"),
+    (re.compile(r"qwen3"), "qwen3"),
+    (re.compile(r"qwen2\.5-coder"), "qwen2.5-coder"),
+    (re.compile(r"phi-?4"), "phi4"),
+    (re.compile(r"smollm2"), "smollm2"),
+)
+
+
+def guess_family(path: Path) -> str:
+    """The family of an unregistered GGUF file, guessed from its name ('' when unknown)."""
+    name = path.name.lower()
+    return next((family for pattern, family in _FAMILY_HINTS if pattern.search(name)), "")
+
+
 def _looks_like_path(spec: str) -> bool:
     return (
         spec.lower().endswith(".gguf")
@@ -321,7 +393,9 @@ def _resolve_path(spec: str, registry: Registry, origin: str) -> ResolvedModel:
         raise ModelFileError(f"{path} is not a GGUF file (bad header)")
     entry = next((e for e in registry if e.file == path.name), None)
     thinking = entry.thinking if entry is not None else guess_thinking(path)
-    return ResolvedModel(path=path, entry=entry, thinking=thinking, origin=origin)
+    family = entry.family if entry is not None else guess_family(path)
+    return ResolvedModel(path=path, entry=entry, thinking=thinking, origin=origin,
+                         defaults=registry.family(family))
 
 
 def _resolve_spec(spec: str, registry: Registry, origin: str) -> ResolvedModel:
@@ -336,7 +410,8 @@ def _resolve_spec(spec: str, registry: Registry, origin: str) -> ResolvedModel:
         raise ModelNotInstalledError(
             f"model {entry.id} is not installed", hint=f"ponder models pull {entry.id}"
         )
-    return ResolvedModel(path=path, entry=entry, thinking=entry.thinking, origin=origin)
+    return ResolvedModel(path=path, entry=entry, thinking=entry.thinking, origin=origin,
+                         defaults=registry.family(entry.family))
 
 
 def _configured_spec() -> tuple[str, str] | None:
@@ -360,7 +435,8 @@ def resolve_model(spec: str | None = None, registry: Registry | None = None) -> 
     installed = installed_models(reg)
     if installed:
         entry, path = installed[0]
-        return ResolvedModel(path=path, entry=entry, thinking=entry.thinking, origin="installed")
+        return ResolvedModel(path=path, entry=entry, thinking=entry.thinking, origin="installed",
+                             defaults=reg.family(entry.family))
     raise ModelNotInstalledError(
         "no model is installed", hint=f"ponder models pull {DEFAULT_MODEL}"
     )

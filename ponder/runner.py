@@ -75,7 +75,8 @@ def make_task(
                                    f"the limit is {MAX_QUESTION_CHARS:,}")
     if budget is not None and budget < 1:
         raise InputError("--budget must be at least 1 token")
-    task = Task(question, loaded.engine, loaded.style, sampling, Budget(budget, seconds, clock))
+    task = Task(question, loaded.engine, loaded.style, sampling, Budget(budget, seconds, clock),
+                prefix=loaded.defaults.assistant_prefix)
     used = loaded.engine.count_tokens(task.prompt)
     room = loaded.engine.context_length - used
     if room < MIN_ANSWER_ROOM:

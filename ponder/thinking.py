@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from ponder.engines.base import Message
@@ -11,6 +12,9 @@ THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 CLOSE_THINKING = "\n" + THINK_CLOSE + "\n\n"
 ThinkingStyle = Literal["native", "prompted"]
+State = Literal["start", "thinking", "untagged", "answer"]
+PieceKind = Literal["thinking", "answer", "moved"]
+Piece = tuple[PieceKind, str]
 
 PROMPTED_SYSTEM = (
     "You are a careful problem solver. First think step by step inside <think> and </think> "
@@ -41,76 +45,151 @@ def _partial_suffix(text: str, tag: str) -> int:
     return 0
 
 
-class ThinkSplitter:
-    """Streaming splitter: feed text chunks, get (phase, text) pieces back.
+def _held(text: str) -> int:
+    """How much of `text`'s end might begin a think tag (held back until decided)."""
+    return max(_partial_suffix(text, THINK_OPEN), _partial_suffix(text, THINK_CLOSE))
 
-    Tags split across chunks are held back until they can be decided. Before any visible
-    text, an opening <think> switches to thinking; other text means there is no thinking.
+
+def _first_tag(text: str) -> tuple[int, str]:
+    """Where the first think tag in `text` starts, and which one ((-1, "") if none)."""
+    found = [(i, tag) for tag in (THINK_OPEN, THINK_CLOSE) if (i := text.find(tag)) >= 0]
+    return min(found) if found else (-1, "")
+
+
+class ThinkSplitter:
+    """Streaming splitter: feed text chunks, get (kind, text) pieces back.
+
+    Tags split across chunks are held back until they can be decided. `opened` means the
+    output starts inside thinking: the chat template opened <think>, or the model is a
+    native reasoner that thinks first (a repeated opening tag is dropped).
+
+    Otherwise, before any visible text, an opening <think> switches to thinking, and other
+    text streams as answer, provisionally: if a think tag follows, everything streamed so
+    far was thinking after all (a template opened the tag without saying so). It comes back
+    once as a ("moved", text) piece, exactly the answer text emitted until then, so a live
+    view can re-label it. Answer pieces never contain a think tag.
     """
 
     def __init__(self, opened: bool = False) -> None:
-        self.state: Literal["start", "thinking", "answer"] = "thinking" if opened else "start"
+        self.state: State = "thinking" if opened else "start"
         self._buf = ""
+        self._fresh = opened  # at the start of a part: leading whitespace and tags are dropped
+        self._untagged: list[str] = []
 
     @property
     def phase(self) -> Phase:
-        return "thinking" if self.state in ("thinking", "start") else "answer"
+        return "thinking" if self.state in ("start", "thinking") else "answer"
 
-    def feed(self, text: str) -> list[tuple[Phase, str]]:
+    def feed(self, text: str) -> list[Piece]:
         self._buf += text
-        out: list[tuple[Phase, str]] = []
-        while self._buf:
-            if not self._step(out):
-                break
-        return [(p, t) for p, t in out if t]
+        out: list[Piece] = []
+        while self._buf and self._step(out):
+            pass
+        return [(k, t) for k, t in out if t]
 
-    def _step(self, out: list[tuple[Phase, str]]) -> bool:
-        buf = self._buf
-        if self.state == "start":
-            stripped = buf.lstrip()
-            if not stripped:
-                return False
-            if stripped.startswith(THINK_OPEN):
-                self.state = "thinking"
-                self._buf = stripped[len(THINK_OPEN):].lstrip("\n")
-                return True
-            if THINK_OPEN.startswith(stripped):
-                return False
-            self.state = "answer"
-            return True
-        if self.state == "thinking":
-            cut = buf.find(THINK_CLOSE)
-            if cut >= 0:
-                out.append(("thinking", buf[:cut]))
-                self.state = "answer"
-                self._buf = buf[cut + len(THINK_CLOSE):].lstrip("\n")
-                return True
-            keep = _partial_suffix(buf, THINK_CLOSE)
-            out.append(("thinking", buf[: len(buf) - keep]))
-            self._buf = buf[len(buf) - keep:]
-            return False
-        out.append(("answer", buf))
-        self._buf = ""
-        return False
-
-    def flush(self) -> list[tuple[Phase, str]]:
+    def flush(self) -> list[Piece]:
         rest, self._buf = self._buf, ""
         if not rest:
             return []
         return [("thinking" if self.state == "thinking" else "answer", rest)]
 
+    def _step(self, out: list[Piece]) -> bool:
+        """Consume what can be decided; True when the state changed and more may follow."""
+        if self.state == "start":
+            return self._start()
+        if self.state == "thinking":
+            return self._thinking(out)
+        if self.state == "untagged":
+            return self._untagged_text(out)
+        return self._answer(out)
+
+    def _start(self) -> bool:
+        stripped = self._buf.lstrip()
+        if not stripped or THINK_OPEN.startswith(stripped):
+            return False
+        if stripped.startswith(THINK_OPEN):
+            self.state = "thinking"
+            self._buf = stripped[len(THINK_OPEN):].lstrip("\n")
+        else:
+            self.state = "untagged"
+        return True
+
+    def _thinking(self, out: list[Piece]) -> bool:
+        buf = self._buf
+        if self._fresh:
+            stripped = buf.lstrip()
+            if not stripped or THINK_OPEN.startswith(stripped):
+                return False
+            self._fresh = False
+            if stripped.startswith(THINK_OPEN):
+                self._buf = stripped[len(THINK_OPEN):].lstrip("\n")
+            return True
+        cut = buf.find(THINK_CLOSE)
+        if cut >= 0:
+            out.append(("thinking", buf[:cut]))
+            self._close(buf[cut + len(THINK_CLOSE):])
+            return True
+        keep = _partial_suffix(buf, THINK_CLOSE)
+        out.append(("thinking", buf[: len(buf) - keep]))
+        self._buf = buf[len(buf) - keep:]
+        return False
+
+    def _untagged_text(self, out: list[Piece]) -> bool:
+        buf = self._buf
+        cut, tag = _first_tag(buf)
+        if cut < 0:
+            keep = _held(buf)
+            piece = buf[: len(buf) - keep]
+            out.append(("answer", piece))
+            self._untagged.append(piece)
+            self._buf = buf[len(buf) - keep:]
+            return False
+        out.append(("moved", "".join(self._untagged)))
+        out.append(("thinking", buf[:cut]))
+        self._untagged = []
+        if tag == THINK_CLOSE:
+            self._close(buf[cut + len(tag):])
+        else:
+            self.state, self._buf = "thinking", buf[cut + len(tag):].lstrip("\n")
+        return True
+
+    def _close(self, rest: str) -> None:
+        self.state, self._buf, self._fresh = "answer", rest, True
+
+    def _answer(self, out: list[Piece]) -> bool:
+        if self._fresh:  # the whitespace after a closing tag is not part of the answer
+            self._buf = self._buf.lstrip()
+            self._fresh = not self._buf
+            return not self._fresh
+        buf = self._buf
+        cut, tag = _first_tag(buf)
+        if cut >= 0:
+            out.append(("answer", buf[:cut]))
+            self._buf = buf[cut + len(tag):]
+            return True
+        keep = _held(buf)
+        out.append(("answer", buf[: len(buf) - keep]))
+        self._buf = buf[len(buf) - keep:]
+        return False
+
+
+def join_pieces(pieces: Iterable[Piece]) -> tuple[str, str]:
+    """(thinking, answer) from a splitter's pieces, a "moved" piece taking back the answer."""
+    thinking: list[str] = []
+    answer: list[str] = []
+    for kind, text in pieces:
+        if kind == "moved":
+            answer.clear()
+        (answer if kind == "answer" else thinking).append(text)
+    return "".join(thinking), "".join(answer)
+
 
 def split_thinking(text: str, opened: bool = False) -> tuple[str, str]:
-    """Split a finished output into (thinking, answer).
+    """Split a finished output into (thinking, answer), exactly as it streamed.
 
     A closing tag with no opening one means the template opened it: everything before it
     is thinking.
     """
-    if THINK_CLOSE in text and (opened or THINK_OPEN not in text.split(THINK_CLOSE)[0]):
-        head, _, tail = text.partition(THINK_CLOSE)
-        return head.replace(THINK_OPEN, "", 1).strip(), tail.strip()
     splitter = ThinkSplitter(opened)
-    parts = splitter.feed(text) + splitter.flush()
-    thinking = "".join(t for p, t in parts if p == "thinking")
-    answer = "".join(t for p, t in parts if p == "answer")
+    thinking, answer = join_pieces(splitter.feed(text) + splitter.flush())
     return thinking.strip(), answer.strip()

@@ -20,7 +20,7 @@ ANSWER = "<think>17 times 24: 17*20=340, 17*4=68, total 408.</think>The product 
 
 def test_answer_on_stdout_thinking_summary_on_stderr(scripted: ScriptedEngine) -> None:
     scripted.enqueue(ANSWER)
-    result = runner.invoke(app, ["ask", "What is 17 * 24?"])
+    result = runner.invoke(app, ["ask", "--effort", "low", "What is 17 * 24?"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "The product is \\boxed{408}.\n"
     assert "Thought for" in result.stderr
@@ -55,7 +55,7 @@ def test_json_output(scripted: ScriptedEngine) -> None:
     assert record["thinking"].startswith("17 times 24")
     assert record["model"] == "scripted-model"
     assert record["strategy"] == "cot" and record["effort"] == "low"
-    assert record["settings"]["think_cap"] == 256
+    assert record["settings"]["think_cap"] == 1024
     assert isinstance(record["run"], dict)
     assert record["finish_reason"] == "eos"
     usage = record["usage"]
@@ -74,7 +74,7 @@ def test_quiet_prints_only_the_answer(scripted: ScriptedEngine) -> None:
 
 def test_thinking_full_streams_thinking_to_stderr(scripted: ScriptedEngine) -> None:
     scripted.enqueue(ANSWER)
-    result = runner.invoke(app, ["ask", "--thinking", "full", "q"])
+    result = runner.invoke(app, ["ask", "--effort", "low", "--thinking", "full", "q"])
     assert "17*20=340" in result.stderr
     assert "17*20" not in result.stdout
 

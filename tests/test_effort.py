@@ -14,10 +14,11 @@ from tests.test_strategy_common import run_strategy, think
 @pytest.mark.parametrize(
     ("effort", "strategy", "settings"),
     [
-        ("low", "cot", {"think_cap": 256}),
-        ("medium", "budget", {"think_cap": 1024}),
-        ("high", "confidence", {"n": 16, "warmup": 4, "think_cap": 2048}),
-        ("auto", "adaptive", {"start": 3, "step": 2, "max_n": 12, "think_cap": 1024}),
+        ("low", "cot", {"think_cap": 1024}),
+        ("medium", "adaptive", {"greedy_first": True, "start": 2, "max_n": 4, "window": 2}),
+        ("high", "vote", {"greedy_first": True, "n": 6}),
+        ("auto", "adaptive", {"greedy_first": True, "start": 2, "step": 2, "max_n": 6,
+                              "give_up_after": 4}),
     ],
 )
 def test_each_effort_chooses_a_strategy_and_settings(
@@ -32,7 +33,7 @@ def test_each_effort_chooses_a_strategy_and_settings(
 
 def test_default_effort_is_medium() -> None:
     assert DEFAULT_EFFORT == "medium"
-    assert make_plan(None, None).spec.name == "budget"
+    assert make_plan(None, None).spec.name == "adaptive"
 
 
 def test_every_effort_has_a_description() -> None:
@@ -40,32 +41,49 @@ def test_every_effort_has_a_description() -> None:
 
 
 def test_option_overrides_win_over_the_effort() -> None:
-    plan = make_plan("high", None, {"n": "4", "window": "32"})
-    assert plan.settings()["n"] == 4 and plan.settings()["window"] == 32
-    assert plan.settings()["warmup"] == 4
+    plan = make_plan("high", None, {"n": "4", "think_cap": "32"})
+    assert plan.settings()["n"] == 4 and plan.settings()["think_cap"] == 32
+    assert plan.settings()["greedy_first"] is True
 
 
 def test_strategy_replaces_the_effort_choice_and_its_settings() -> None:
-    plan = make_plan("high", "vote", {"n": "5"})
-    assert plan.spec.name == "vote"
-    assert plan.settings() == {"n": 5, "think_cap": 1024, "answer_reserve": 64}
+    plan = make_plan("high", "confidence", {"n": "5"})
+    assert plan.spec.name == "confidence"
+    assert plan.settings()["n"] == 5 and "greedy_first" not in plan.settings()
 
 
 def test_an_override_the_chosen_strategy_lacks_is_an_error() -> None:
-    with pytest.raises(InputError, match="unknown option 'window' for strategy adaptive"):
-        make_plan("auto", None, {"window": "3"})
+    with pytest.raises(InputError, match="unknown option 'warmup' for strategy adaptive"):
+        make_plan("auto", None, {"warmup": "3"})
 
 
 def test_invalid_override_is_an_error() -> None:
-    with pytest.raises(InputError, match="warmup must be between 1 and n"):
-        make_plan("high", None, {"n": "2"})
+    with pytest.raises(InputError, match="start must be between 1 and max_n"):
+        make_plan("auto", None, {"max_n": "1"})
 
 
-def test_auto_samples_more_only_when_chains_disagree() -> None:
+def test_auto_stops_when_the_greedy_chain_and_a_sample_agree() -> None:
     agree = ScriptedEngine([think(4)] * 12)
     result, _ = run_strategy(agree, "adaptive", **make_plan("auto", None).settings())
-    assert len(result.samples) == 3
-    disagree = ScriptedEngine([think(a) for a in [4, 5, 6, 4, 4, 4, 4, 4, 4, 4, 4, 4]])
+    assert len(result.samples) == 2
+    disagree = ScriptedEngine([think(a) for a in [4, 5, 4, 4, 6, 6, 6, 6]])
     result, _ = run_strategy(disagree, "adaptive", **make_plan("auto", None).settings())
-    assert len(result.samples) > 3
+    assert len(result.samples) == 4
     assert result.answer == "4"
+
+
+def test_auto_gives_up_when_answers_stay_scattered() -> None:
+    scattered = ScriptedEngine([think(a) for a in [1, 2, 3, 4, 5, 6, 7, 8]])
+    result, _ = run_strategy(scattered, "adaptive", **make_plan("auto", None).settings())
+    assert len(result.samples) == 4
+    assert "scattered" in result.settings["stop_reason"]
+
+
+def test_every_effort_level_can_be_replayed_from_recorded_chains() -> None:
+    from ponder.replay import replayable
+
+    ks = {}
+    for level in EFFORTS:
+        plan = make_plan(level, None)
+        ks[level] = replayable(plan.spec.name, plan.options).k
+    assert ks == {"low": 1, "medium": 4, "high": 6, "auto": 6}

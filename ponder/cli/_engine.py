@@ -14,7 +14,14 @@ def load(err: Console, engine: str | None, options: EngineOptions) -> Loaded:
         return load_engine(engine, options)
 
 
-def sampling_for(loaded: Loaded, seed: int, temperature: float | None) -> Sampling:
-    """Seeded sampling whose max_tokens strategies lower to their caps and the context."""
-    sampling = Sampling(seed=seed, max_tokens=loaded.engine.context_length)
-    return sampling if temperature is None else sampling.with_(temperature=temperature)
+def sampling_for(
+    loaded: Loaded, seed: int, temperature: float | None, *, single_chain: bool = False
+) -> Sampling:
+    """The family's sampling settings, seeded; max_tokens is lowered by strategies to their
+    caps and the context. One-chain strategies use the family's `single_temperature`
+    (greedy for small instruct models); `--temperature` overrides both."""
+    d = loaded.defaults
+    if temperature is None:
+        temperature = d.single_temperature if single_chain else d.temperature
+    return Sampling(temperature=temperature, top_p=d.top_p, top_k=d.top_k, min_p=d.min_p,
+                    seed=seed, max_tokens=loaded.engine.context_length)

@@ -82,7 +82,7 @@ def ask(
     entry = log.lookup(text, request, engine or default_engine(), model)
     if entry is None:
         loaded = load(err, engine, options)
-        sampling = sampling_for(loaded, seed, temperature)
+        sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
         task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
         entry = log.begin(task, loaded, request)
     if entry.hit is not None:

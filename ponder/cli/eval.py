@@ -26,6 +26,7 @@ from ponder.batch import Problem, Record, Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.cli._runlog import NoCacheOpt, NoLogOpt, open_log
+from ponder.cli.replay_view import replay_point, replay_points, replay_table
 from ponder.cli.solve import (
     BlocksOpt,
     ConcurrencyOpt,
@@ -84,6 +85,13 @@ ReportOpt = Annotated[
     typer.Option("--report", help="Redraw the table and plot from saved records; runs "
                  "nothing.", rich_help_panel=opt.OUTPUT, show_default=False),
 ]
+SamplesOpt = Annotated[
+    int | None,
+    typer.Option("--samples", min=1, max=256, help="Draw N chains per problem once (the "
+                 "first greedy) and record each chain's answer, tokens and confidence; "
+                 "--report then replays every strategy on them at k = 1, 2, 4, 8, 16.",
+                 rich_help_panel=opt.THINK, show_default=False),
+]
 EvalJsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print one JSON object per configuration instead of the "
@@ -110,6 +118,7 @@ def eval_command(
     plot: PlotOpt = None,
     report: ReportOpt = None,
     json_out: EvalJsonOpt = False,
+    samples: SamplesOpt = None,
     field: FieldOpt = None,
     fmt: FormatOpt = None,
     blocks: BlocksOpt = False,
@@ -138,7 +147,14 @@ def eval_command(
         raise InputError("no data file given", "pass DATA, or --report FILE to redraw one")
     batch.check_limit(limit)
     requested = batch.parse_concurrency(concurrency)
-    configs = configurations(effort, strategy, parse_overrides(option or []))
+    overrides = parse_overrides(option or [])
+    if samples is not None:
+        if effort or strategy:
+            raise InputError("--samples draws chains for replay; it takes no --effort or "
+                             "--strategy")
+        configs = [sampling_config(samples, overrides)]
+    else:
+        configs = configurations(effort, strategy, overrides)
     seconds = opt.parse_duration(time_limit)
     problems = batch.load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
     batch.check_output(out, resume=resume, overwrite=overwrite, source=data)
@@ -156,7 +172,8 @@ def eval_command(
                 continue
             if loaded is None:
                 loaded = load(err, engine, options)
-            setup = Setup(loaded, config.plan, sampling_for(loaded, seed, temperature),
+            setup = Setup(loaded, config.plan, sampling_for(
+                loaded, seed, temperature, single_chain=config.plan.spec.single_chain),
                           budget, seconds, CLOCK, {"config": config.label},
                           log.bind(Request(config.plan, seed, temperature, budget, seconds,
                                            ctx)))
@@ -186,6 +203,12 @@ def configurations(efforts: str | None, strategies: str | None,
             label = "/".join(x for x in (e, s) if x) or "default"
             configs.append(Config(label, make_plan(e, s, overrides)))
     return configs
+
+
+def sampling_config(n: int, overrides: dict[str, str]) -> Config:
+    """The configuration of a sampling run: n chains (greedy first) with logprobs kept."""
+    options = {"n": str(n), "greedy_first": "true", "top_logprobs": "5", **overrides}
+    return Config(f"samples@{n}", make_plan(None, "vote", options))
 
 
 def split_list(value: str | None, name: str) -> list[str]:
@@ -228,12 +251,16 @@ def show_report(records: Sequence[Record], *, plot: Path | None, json_out: bool,
         out.file.flush()
     else:
         out.print(eval_table(summaries, plain=not out.is_terminal))
-        points = points_from(summaries)
+        replayed = replay_points(records)
+        if replayed:
+            out.print(replay_table(replayed, plain=not out.is_terminal))
+        points = points_from(summaries) + [replay_point(p) for p in replayed]
         if points:
             out.print(terminal_chart(points, width=max(24, min(64, out.width - 12))))
         else:
             say(err, "ponder: note: no reference answers, so no accuracy to chart", "yellow")
     if plot is not None:
-        write_png(plot, points_from(summaries))
+        write_png(plot, points_from(summaries) + [replay_point(p) for p in
+                                                  replay_points(records)])
         say(err, f"ponder: plot written to {plot}")
     return summaries

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ponder.cli import _options as opt
 from ponder.engines import default_engine
-from ponder.registry import ModelEntry, Source, installed_path, load_registry
+from ponder.registry import FamilyDefaults, ModelEntry, Source, installed_path, load_registry
 from ponder.sources import pull as pull_model
 from ponder.sources import remove as remove_model
 from ponder.sources import verify
@@ -147,6 +147,7 @@ def info(model: ModelArg) -> None:
         ("sha256", entry.sha256 or "- (not published; size check only)"),
         ("license", entry.license),
         ("installed", str(path) if path else "no"),
+        *sampling_lines(load_registry().family(entry.family)),
     ]
     for source in entry.sources:
         if source.kind == "hf":
@@ -157,6 +158,20 @@ def info(model: ModelArg) -> None:
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key:<{width}}  {value}")
+
+
+def sampling_lines(d: FamilyDefaults) -> list[tuple[str, str]]:
+    """The family's sampling settings as `info` shows them (--temperature overrides)."""
+    single = "greedy" if d.single_temperature == 0 else f"temperature {d.single_temperature:g}"
+    lines = [
+        ("sampling", f"temperature {d.temperature:g}, top-p {d.top_p:g}, top-k "
+                     f"{d.top_k or 'off'}, min-p {d.min_p:g} (chains that vote)"),
+        ("one chain", f"{single} (--effort low, cot, budget)"),
+        ("turn starts", repr(d.assistant_prefix) if d.assistant_prefix else "-"),
+    ]
+    if d.source:
+        lines.append(("settings", d.source))
+    return lines
 
 
 def _stdin_is_tty() -> bool:

@@ -48,6 +48,7 @@ class ChainView:
     answer: str | None = None
     confidence: float | None = None
     tail: str = ""
+    thought: int = 0
 
 
 def latest_sentence(text: str) -> str:
@@ -130,8 +131,12 @@ class Renderer:
 
     def _on_text(self, event: ChainText) -> None:
         view = self.chains.setdefault(event.chain, ChainView(event.chain))
-        if event.phase == "thinking" and view.phase == "thinking":
+        if event.moved:  # the text streamed so far as answer was thinking
+            self.thinking_tokens += max(0, event.tokens - view.thought)
+            view.thought = event.tokens
+        elif event.phase == "thinking" and view.phase == "thinking":
             self.thinking_tokens += max(0, event.tokens - view.tokens)
+            view.thought += max(0, event.tokens - view.tokens)
         view.tokens, view.phase, view.confidence = event.tokens, event.phase, event.confidence
         if event.phase == "thinking":
             view.tail = (view.tail + event.text)[-600:]

@@ -125,7 +125,8 @@ def solve(
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
                             api_key_env=api_key_env)
     loaded = load(err, engine, options)
-    setup = Setup(loaded, plan, sampling_for(loaded, seed, temperature), budget, seconds, CLOCK,
+    sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
+    setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK,
                   log=open_log("solve", err, no_log, no_cache).bind(
                       Request(plan, seed, temperature, budget, seconds, ctx)))
     workers = workers_for(err, requested, loaded, plan, options.slots)

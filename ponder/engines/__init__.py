@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ponder.engines.base import Engine
 from ponder.errors import InputError
+from ponder.registry import FamilyDefaults
 from ponder.thinking import ThinkingStyle
 
 
@@ -28,6 +29,8 @@ class Loaded:
     engine: Engine
     style: ThinkingStyle
     model_id: str
+    defaults: FamilyDefaults = field(default_factory=FamilyDefaults)
+    """The family's sampling settings and assistant-turn prefix (models.toml)."""
 
 
 Factory = Callable[[EngineOptions], Loaded]
@@ -79,7 +82,7 @@ def _load_llama(options: EngineOptions) -> Loaded:
         gpu_layers=options.gpu_layers,
     )
     model_id = resolved.entry.id if resolved.entry else resolved.path.name
-    return Loaded(engine, resolved.thinking, model_id)
+    return Loaded(engine, resolved.thinking, model_id, resolved.defaults)
 
 
 register_engine("llama", _load_llama)

@@ -37,6 +37,8 @@ class Sampling:
 
     Sequence *i* is seeded with ``seed + i`` so that the same seed and n reproduce the same
     texts. ``top_logprobs`` > 0 asks for the k most likely tokens at every step.
+    ``greedy_first`` decodes sequence 0 greedily and samples the others: a vote then
+    holds the model's single most likely chain (engines that cannot, sample it).
     """
 
     temperature: float = 0.6
@@ -47,6 +49,7 @@ class Sampling:
     max_tokens: int = 1024
     stop: tuple[str, ...] = ()
     top_logprobs: int = 0
+    greedy_first: bool = False
 
     def with_(self, **changes: object) -> Sampling:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -439,7 +439,10 @@ class LlamaCppGeneration:
 
     def _start_seq(self, s: _Seq, slot: int) -> None:
         s.slot = slot
-        s.sampler = self._engine._make_sampler(self._sampling, s.seed)
+        sampling = self._sampling
+        if sampling.greedy_first and s.index == 0:
+            sampling = sampling.with_(temperature=0.0)
+        s.sampler = self._engine._make_sampler(sampling, s.seed)
         self.stats.seq_start_tokens += len(s.tokens) - s.n_kv
 
     # ---- sampling (rows of the engine's shared decode)

@@ -62,8 +62,15 @@ def digest(payload: Any) -> str:
 
 
 def chain_key(fingerprint: str, prompt: str, sampling: Sampling) -> str:
-    """The identity of a chain: model, full prompt, and the settings that draw its tokens."""
-    fields = {name: getattr(sampling, name) for name in CHAIN_FIELDS}
+    """The identity of a chain: model, full prompt, and the settings that draw its tokens.
+
+    Greedy decoding (temperature 0, or the first chain of a `greedy_first` generation)
+    ignores seed and sampling filters: every greedy chain of a prompt is the same chain.
+    """
+    if sampling.temperature <= 0 or sampling.greedy_first:
+        fields: dict[str, object] = {"greedy": True, "stop": sampling.stop}
+    else:
+        fields = {name: getattr(sampling, name) for name in CHAIN_FIELDS}
     return digest({"model": fingerprint, "prompt": prompt, "sampling": fields})
 
 
@@ -91,12 +98,13 @@ FileHasher = Callable[[Path], str]
 
 
 def model_of_file(model_id: str, path: Path | None, entry: object | None,
-                  hasher: FileHasher) -> Model:
-    """A model file's identity: the registry's sha256 when it has one, else the file's."""
+                  hasher: FileHasher, defaults: object = None) -> Model:
+    """A model file's identity: the registry's sha256 when it has one, else the file's.
+    Its registry entry and family defaults (sampling, prompt prefix) shape its runs."""
     sha = getattr(entry, "sha256", "") or None
     if sha is None and path is not None:
         sha = hasher(path)
-    return Model(model_id, sha, sha, repr(entry) if entry is not None else "")
+    return Model(model_id, sha, sha, f"{entry!r} {defaults!r}")
 
 
 def model_before_load(kind: str, spec: str | None, hasher: FileHasher
@@ -112,7 +120,8 @@ def model_before_load(kind: str, spec: str | None, hasher: FileHasher
     except PonderError:
         return None  # loading will say what is wrong
     model_id = resolved.entry.id if resolved.entry else resolved.path.name
-    return model_of_file(model_id, resolved.path, resolved.entry, hasher), resolved.thinking
+    model = model_of_file(model_id, resolved.path, resolved.entry, hasher, resolved.defaults)
+    return model, resolved.thinking
 
 
 def model_of(loaded: Loaded, hasher: FileHasher) -> Model:
@@ -122,6 +131,7 @@ def model_of(loaded: Loaded, hasher: FileHasher) -> Model:
     path = getattr(loaded.engine, "path", None)
     if isinstance(path, Path):
         entry = load_registry().find(loaded.model_id)
-        return model_of_file(loaded.model_id, path, entry, hasher)
+        return model_of_file(loaded.model_id, path, entry, hasher, loaded.defaults)
     own = getattr(loaded.engine, "fingerprint", None)
-    return Model(loaded.model_id, None, own if isinstance(own, str) and own else None)
+    return Model(loaded.model_id, None, own if isinstance(own, str) and own else None,
+                 repr(loaded.defaults))

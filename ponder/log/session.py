@@ -296,7 +296,9 @@ def result_from_record(record: dict[str, Any]) -> Result:
     """The Result a logged record was made from (chain texts are in the chains table)."""
     usage = record.get("usage") or {}
     samples = [Sample(int(s.get("chain", 0)), s.get("answer"), "", "", int(s.get("tokens") or 0),
-                      s.get("finish_reason") or "stop", s.get("confidence"), s.get("score"))
+                      s.get("finish_reason") or "stop", s.get("confidence"), s.get("score"),
+                      stats=dict(s.get("stats") or {}),
+                      thinking_tokens=int(s.get("thinking_tokens") or 0))
                for s in record.get("samples") or []]
     return Result(
         answer=record.get("answer"), text=record.get("text") or "",

@@ -1,12 +1,14 @@
-"""`adaptive`: adaptive consistency (Aggarwal et al., 2023).
+"""`adaptive`: sample in rounds until the vote is settled (ESC and Adaptive-Consistency).
 
-Chains are sampled in small rounds (`start` first, then `step` at a time, each round
-decoded in parallel). After every round the vote is checked: sampling stops as soon as the
-leading answer can no longer be overtaken by the chains still allowed (`max_n` in all), or
-when the Beta posterior probability that it is the majority reaches `threshold`. Easy
-questions, where the first chains agree, cost `start` chains; only disagreement buys more.
-The default threshold, 0.9, is met by 3 of 3, 5 of 6 or 6 of 8 agreeing (the paper's 0.95
-needs 4 of 4 and suits larger sample budgets than a CPU affords).
+Chains are sampled in rounds (`start` first, then `step` at a time, each round decoded in
+parallel; in `ponder solve` other problems' chains fill the rest of the batch). After every
+round `ponder.strategies.stopping.decide` checks the vote: stop once the leader cannot be
+overtaken within `max_n`, once the last `window` answers agree (ESC), once the Beta
+posterior that the leader is the majority reaches `threshold` (0: off), or give up once
+answers stay scattered after `give_up_after` chains (0: off). With `greedy_first` the
+first chain is the greedy one, so an easy question costs the greedy chain and one sample
+that agrees with it; `nothinking` votes on answers given with thinking skipped. The same
+`decide` replays this strategy offline (`ponder.replay`).
 """
 
 from __future__ import annotations
@@ -14,19 +16,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ponder.events import Sample, StrategyNote
-from ponder.strategies.aggregate import LiveTally, ballots_from, should_stop, tally
+from ponder.strategies.aggregate import LiveTally, ballots_from, tally
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, run_chains
-from ponder.strategies.flow import emit, tap
+from ponder.strategies.flow import emit, skip_thinking, tap
+from ponder.strategies.stopping import StopRule, decide
 from ponder.strategies.vote import MAX_CHAINS, mean_probability, vote_result, vote_updates
 
 
 @dataclass
 class AdaptiveOptions:
-    start: int = 3
+    start: int = 2
     step: int = 2
-    max_n: int = 12
-    threshold: float = 0.9
+    max_n: int = 8
+    window: int = 2
+    threshold: float = 0.0
+    give_up_after: int = 0
+    give_up_share: float = 0.5
+    greedy_first: bool = False
+    nothinking: bool = False
     think_cap: int | None = 1024
     answer_reserve: int = 64
 
@@ -34,28 +42,39 @@ class AdaptiveOptions:
         require(1 <= self.max_n <= MAX_CHAINS, f"max_n must be between 1 and {MAX_CHAINS}")
         require(1 <= self.start <= self.max_n, "start must be between 1 and max_n")
         require(self.step >= 1, "step must be at least 1")
-        require(0.5 < self.threshold < 1.0, "threshold must be in (0.5, 1)")
+        require(self.window >= 0, "window must be 0 (off) or more")
+        require(self.threshold == 0.0 or 0.5 < self.threshold < 1.0,
+                "threshold must be 0 (off) or in (0.5, 1)")
+        require(self.give_up_after >= 0, "give_up_after must be 0 (off) or more")
+        require(0.0 < self.give_up_share <= 1.0, "give_up_share must be in (0, 1]")
         require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
         require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+
+    def rule(self) -> StopRule:
+        return StopRule(self.start, self.step, self.max_n, self.window, self.threshold,
+                        self.give_up_after, self.give_up_share)
 
 
 def run(task: Task, opts: AdaptiveOptions) -> StrategyRun:
     config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve)
+    rule = opts.rule()
     live = LiveTally()
     samples: list[Sample] = []
     size, rounds, reason = opts.start, 0, "no chains left"
+    prefix = skip_thinking(task) if opts.nothinking else ""
     while size > 0:
         rounds += 1
         started = len(samples)
-        new = yield from tap(run_chains(task, size, config, first_chain=started,
-                                        on_token=mean_probability()), vote_updates(live))
+        sampling = task.sampling.with_(greedy_first=opts.greedy_first and started == 0)
+        new = yield from tap(run_chains(task, size, config, sampling=sampling, prefix=prefix,
+                                        first_chain=started, on_token=mean_probability()),
+                             vote_updates(live))
         samples += new
-        groups = tally(ballots_from(samples))
-        stop = should_stop(groups, opts.max_n - len(samples), opts.threshold)
-        if stop is not None or not new or task.interrupted or task.budget.exhausted():
-            reason = stop or _cut_reason(task)
+        verdict = decide(samples, rule)
+        if verdict.stop is not None or not new or task.interrupted or task.budget.exhausted():
+            reason = verdict.stop or _cut_reason(task)
             break
-        size = min(opts.step, opts.max_n - len(samples))
+        size = verdict.next_size
         if _too_little_left(task, size, opts.answer_reserve):
             reason = "out of budget"
             break
@@ -80,7 +99,7 @@ def _cut_reason(task: Task) -> str:
 
 SPEC = StrategySpec(
     "adaptive",
-    "adaptive consistency: sample in small rounds until the vote is settled",
+    "adaptive consistency: sample in rounds until the vote is settled (ESC windows)",
     AdaptiveOptions,
     run,
 )

@@ -116,21 +116,6 @@ def cannot_be_overtaken(groups: Sequence[Group], remaining: int) -> bool:
     return groups[0].count > second + remaining
 
 
-def should_stop(groups: Sequence[Group], remaining: int, threshold: float) -> str | None:
-    """Why adaptive sampling may stop now (None: keep sampling)."""
-    if not groups:
-        return None
-    if remaining <= 0:
-        return "no chains left"
-    if cannot_be_overtaken(groups, remaining):
-        return "the leader cannot be overtaken"
-    second = groups[1].count if len(groups) > 1 else 0
-    p = beta_confidence(groups[0].count, second)
-    if p >= threshold:
-        return f"P(leader is the majority) = {p:.3f} >= {threshold:g}"
-    return None
-
-
 class LiveTally:
     """The tally as chains finish: feed it ChainDone events, read its groups.
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, get_type_hints
 
-from ponder.engines.base import Engine, Sampling
+from ponder.engines.base import Engine, Message, Sampling
 from ponder.errors import InputError
 from ponder.events import Result, StrategyEvent
 from ponder.strategies.memory import ChainMemory
@@ -55,6 +55,9 @@ class Task:
     budget: Budget
     prompt_tokens: int = 0
     interrupted: bool = False
+    prefix: str = ""
+    """Written at the start of the assistant turn (e.g. "<think>\\n"), unless the chat
+    template already ends with it."""
     _prompt: str | None = None
     memory: ChainMemory | None = None
     """Earlier chains to build on and to add this task's chains to (the run log), if any."""
@@ -62,12 +65,25 @@ class Task:
     @property
     def prompt(self) -> str:
         if self._prompt is None:
-            self._prompt = self.engine.chat_prompt(build_messages(self.question, self.style))
+            self._prompt = self.render(build_messages(self.question, self.style))
         return self._prompt
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """`messages` through the chat template, then the assistant-turn prefix."""
+        rendered = self.engine.chat_prompt(messages)
+        prefix = self.prefix
+        if prefix and rendered.rstrip().endswith(prefix.strip()):
+            prefix = ""
+        return rendered + prefix
 
     @property
     def opens_think(self) -> bool:
         return prompt_opens_think(self.prompt)
+
+    @property
+    def thinks_first(self) -> bool:
+        """Output starts inside thinking: the template opened <think> or the model is native."""
+        return self.opens_think or self.style == "native"
 
 
 StrategyRun = Generator[StrategyEvent, None, Result]
@@ -82,6 +98,8 @@ class StrategySpec(Generic[OptionsT]):
     help: str
     options: type[OptionsT]
     run: Callable[[Task, OptionsT], StrategyRun]
+    single_chain: bool = False
+    """Runs one chain: sampled at the family's `single_temperature` (greedy on instruct)."""
 
     def make_options(self, raw: Mapping[str, Any]) -> OptionsT:
         return parse_options(self.options, raw, self.name)

@@ -144,7 +144,7 @@ def _score(b: Beam) -> float:
 
 def _plain(task: Task, text: str) -> str:
     """The beam as a verifier reads it: thinking and answer, tags removed."""
-    thinking, answer = split_thinking(text, task.opens_think)
+    thinking, answer = split_thinking(text, task.thinks_first)
     return f"{thinking}\n\n{answer}".strip()
 
 

@@ -164,4 +164,5 @@ SPEC = StrategySpec(
     "budget forcing (s1): thinking capped at think_cap, extended with 'Wait' when short",
     BudgetOptions,
     run,
+    single_chain=True,
 )

@@ -30,7 +30,9 @@ from ponder.events import (
 )
 from ponder.strategies.base import Task
 from ponder.strategies.memory import PriorChain
-from ponder.strategies.replay import blocks, records, replay
+from ponder.strategies.probes import ProbeConfig, Probes
+from ponder.strategies.reuse import blocks, records, replay
+from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
@@ -48,8 +50,10 @@ class ChainState:
     capped: bool = False
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[tuple[tuple[str, float], ...]] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
     confidence: float | None = None
     sample: Sample | None = None
+    prior_tokens: int = 0
     index: int = 0
     stream: list[TokenEvent] = field(default_factory=list)
     ended: FinishReason | None = None
@@ -71,6 +75,7 @@ class ChainConfig:
     answer_tokens: int = 1024
     force_answers: bool = True
     label: str = ""
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
 
 def run_chains(
@@ -90,7 +95,7 @@ def run_chains(
     (a chain resumed after a stop): their token counts start there. Chain k is seeded
     with seed + k, so chains started in later rounds (first_chain > 0) differ from the
     first round's. When the task has a memory (the run log), chains it already holds are
-    replayed instead of sampled (see :mod:`ponder.strategies.replay`): they cost no budget,
+    replayed instead of sampled (see :mod:`ponder.strategies.reuse`): they cost no budget,
     and only the missing chains are sampled, with the seeds they would have had.
     """
     sampling = _chain_sampling(task, sampling or task.sampling, first_chain, config)
@@ -105,7 +110,7 @@ def run_chains(
     try:
         yield from _replay_all(run, priors)
         for lo, count in blocks([i for i in range(n) if i not in run.states]):
-            yield from _sample(run, lo, count)
+            yield from _sample_block(run, lo, count)
         for st in [s for s in run.ordered() if s.sample is None and s.prior is not None]:
             yield from _continue(run, st)
     except KeyboardInterrupt:
@@ -154,7 +159,8 @@ class _Run:
 
     def new_state(self, i: int) -> ChainState:
         st = _new_state(self.task, self.first_chain + i, self.prefix)
-        st.tokens, st.index = self.prior_tokens, i
+        st.tokens = st.prior_tokens = self.prior_tokens
+        st.index = i
         self.states[i] = st
         return st
 
@@ -167,6 +173,8 @@ class _Run:
         return _on_token(self.task, gen, st, event, self.config, self.on_token, count=False)
 
     def find_priors(self, n: int) -> dict[int, PriorChain]:
+        """The logged chains this call can replay (none while answer probes decide where
+        thinking ends: they need the live model)."""
         memory = self.task.memory
         if memory is None:
             return {}
@@ -174,12 +182,15 @@ class _Run:
         for i in range(n):
             self.keys[i] = key = memory.key(self.prompt, self.seeded(i))
             prior = memory.prior(key, self.sampling.top_logprobs)
-            if prior is not None and prior.events:
+            if prior is not None and prior.events and not self.config.probe.every:
                 found[i] = prior
         return found
 
     def seeded(self, i: int) -> Sampling:
-        return self.sampling.with_(seed=self.sampling.seed + i) if i else self.sampling
+        """Chain i's sampling: its seed; only chain 0 may be the greedy one."""
+        if not i:
+            return self.sampling
+        return self.sampling.with_(seed=self.sampling.seed + i, greedy_first=False)
 
     def remember(self, ordered: list[ChainState]) -> None:
         """Hand this call's chains to the task's memory (the run log)."""
@@ -206,7 +217,7 @@ def _replay_all(run: _Run, priors: dict[int, PriorChain]) -> Chains:
     return []
 
 
-def _sample(run: _Run, lo: int, count: int) -> Generator[StrategyEvent, None, None]:
+def _sample_block(run: _Run, lo: int, count: int) -> Generator[StrategyEvent, None, None]:
     """Sample chains lo .. lo+count-1 together (one engine call) with what budget is left."""
     task = run.task
     remaining = task.budget.remaining()
@@ -250,8 +261,14 @@ def _drive(run: _Run, gen: Generation, index_of: Callable[[int], int]
     """Turn one generation's engine events into chain events (its chains by `index_of`)."""
     task = run.task
     live: dict[int, ChainState] = {}
+    probes = Probes(task, run.config.probe) if run.config.probe.every else None
     try:
         for event in gen:
+            if probes is not None and probes.owns(event.seq):
+                yield from probes.on_event(gen, event)
+                for seq in probes.on_settle:
+                    live[seq].capped = True
+                continue
             st = live.get(event.seq)
             if st is None:
                 i = index_of(event.seq)
@@ -261,6 +278,9 @@ def _drive(run: _Run, gen: Generation, index_of: Callable[[int], int]
             if isinstance(event, TokenEvent):
                 st.stream.append(event)
                 yield from _on_token(task, gen, st, event, run.config, run.on_token)
+                if probes is not None and not event.injected and not st.capped:
+                    probes.after_token(gen, event.seq, st.chain, st.thinking_tokens,
+                                       st.splitter.phase == "thinking")
             elif isinstance(event, SequenceDone):
                 st.ended = event.reason
                 st.sample = _finish(task, st, event.reason)
@@ -285,7 +305,7 @@ def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
 
 
 def _new_state(task: Task, chain: int, prefix: str) -> ChainState:
-    st = ChainState(chain, ThinkSplitter(task.opens_think), text=prefix)
+    st = ChainState(chain, ThinkSplitter(task.thinks_first), text=prefix)
     st.splitter.feed(prefix)
     return st
 
@@ -308,6 +328,7 @@ def _on_token(
     count: bool = True,
 ) -> Generator[StrategyEvent, None, None]:
     st.text += event.text
+    st.pieces.append((event.text, None if event.injected else event.logprob))
     if not event.injected:
         st.tokens += 1
         st.thinking_tokens += st.splitter.phase == "thinking"
@@ -316,8 +337,12 @@ def _on_token(
             st.logprobs.append(event.logprob)
         if event.top_logprobs is not None:
             st.top_logprobs.append(event.top_logprobs)
-    for phase, piece in st.splitter.feed(event.text):
-        yield ChainText(st.chain, phase, piece, st.tokens, st.confidence)
+    for kind, piece in st.splitter.feed(event.text):
+        if kind == "moved":
+            st.thinking_tokens = st.tokens - st.prior_tokens
+            yield ChainText(st.chain, "thinking", piece, st.tokens, st.confidence, moved=True)
+        else:
+            yield ChainText(st.chain, kind, piece, st.tokens, st.confidence)
     if (config.think_cap is not None and not st.capped and st.splitter.phase == "thinking"
             and st.thinking_tokens >= config.think_cap):
         st.capped = True
@@ -330,10 +355,30 @@ def _on_token(
         yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
 
 
+ENDED: frozenset[FinishReason] = frozenset({"eos", "stop"})
+
+
 def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
-    thinking, answer_text = split_thinking(st.text, task.opens_think)
+    thinking, answer_text = split_thinking(st.text, task.thinks_first)
+    if not answer_text and reason in ENDED and thinking:
+        # The model ended without closing its thinking (instruct models prefilled with
+        # <think> write the whole solution there): its conclusion is the answer.
+        answer_text = closing_paragraph(thinking)
     answer = extract_answer(answer_text) if answer_text else None
-    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence)
+    return _sample(st, answer, answer_text, thinking, reason)
+
+
+def closing_paragraph(text: str) -> str:
+    """The last paragraph of `text` that states an answer ("" when none does)."""
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    return next((p for p in reversed(paragraphs) if extract_answer(p) is not None), "")
+
+
+def _sample(st: ChainState, answer: str | None, answer_text: str, thinking: str,
+            reason: FinishReason) -> Sample:
+    stats = chain_stats(st.pieces, st.top_logprobs, answer)
+    return Sample(st.chain, answer, answer_text, thinking, st.tokens, reason, st.confidence,
+                  stats=stats, thinking_tokens=st.thinking_tokens)
 
 
 def _done_event(s: Sample) -> ChainDone:
@@ -360,7 +405,7 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
         if not task.opens_think and THINK_OPEN not in st.text:
             st.text = THINK_OPEN + "\n" + st.text
         st.text += CLOSE_THINKING
-        st.splitter = ThinkSplitter(task.opens_think)
+        st.splitter = ThinkSplitter(task.thinks_first)
         st.splitter.feed(st.text)
     prompt = task.prompt + st.text
     sampling = fit_context(
@@ -378,7 +423,8 @@ def _force_one(task: Task, st: ChainState, max_tokens: int) -> Generator[Strateg
     finally:
         gen.close()
     sample = _finish(task, st, reason)
-    if sample.answer is None:
-        sample.answer = extract_answer(sample.thinking)
+    if sample.answer is None and sample.thinking:
+        sample = _sample(st, extract_answer(sample.thinking), sample.text, sample.thinking,
+                         reason)
     st.sample = sample
     yield _done_event(sample)

@@ -1,4 +1,7 @@
-"""`cot`: one chain of thought, thinking then answer, thinking closed at an optional cap."""
+"""`cot`: one chain of thought, thinking then answer, thinking closed at an optional cap.
+
+With `probe_every` > 0 the chain's answer is probed during thinking and thinking ends once
+`probe_agree` probes agree (`ponder.strategies.probes`)."""
 
 from __future__ import annotations
 
@@ -7,20 +10,29 @@ from dataclasses import dataclass
 from ponder.events import Result, Sample
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, run_chains
+from ponder.strategies.probes import ProbeConfig, check_probes
 
 
 @dataclass
 class CotOptions:
     think_cap: int | None = 1024
     answer_reserve: int = 64
+    probe_every: int = 0
+    probe_agree: int = 2
+    probe_confidence: float = 0.0
 
     def validate(self) -> None:
         require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
         require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+        check_probes(self.probe_every, self.probe_agree, self.probe_confidence)
+
+    def probe(self) -> ProbeConfig:
+        return ProbeConfig(self.probe_every, self.probe_agree, confidence=self.probe_confidence)
 
 
 def run(task: Task, opts: CotOptions) -> StrategyRun:
-    config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve)
+    config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve,
+                         probe=opts.probe())
     samples = yield from run_chains(task, 1, config)
     return single_result(task, samples)
 
@@ -49,4 +61,4 @@ def _thinking_tokens(task: Task, s: Sample) -> int:
 
 
 SPEC = StrategySpec("cot", "one chain of thought, thinking closed at think_cap tokens",
-                    CotOptions, run)
+                    CotOptions, run, single_chain=True)

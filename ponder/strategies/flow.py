@@ -101,9 +101,18 @@ def opening(task: Task) -> str:
     return "" if task.opens_think else THINK_OPEN + "\n"
 
 
+NO_THINKING = "Okay, I think I have finished thinking."
+
+
+def skip_thinking(task: Task) -> str:
+    """A prefix holding an empty, closed thinking block: NoThinking (Ma et al., 2025), where
+    reasoning models answer at once; cheap answers to vote on."""
+    return opening(task) + NO_THINKING + CLOSE_THINKING
+
+
 def in_thinking(task: Task, text: str) -> bool:
     """Whether `text` (a continuation of the task's prompt) is still inside its thinking."""
-    splitter = ThinkSplitter(task.opens_think)
+    splitter = ThinkSplitter(task.thinks_first)
     splitter.feed(text)
     return splitter.state == "thinking"
 
@@ -142,7 +151,7 @@ def sample_of(
     score: float | None = None, confidence: float | None = None,
 ) -> Sample:
     """A Sample for a chain's raw `text` (a continuation of the task's prompt)."""
-    thinking, answer_text = split_thinking(text, task.opens_think)
+    thinking, answer_text = split_thinking(text, task.thinks_first)
     answer = extract_answer(answer_text) if answer_text else None
     return Sample(chain, answer, answer_text, thinking, tokens, reason, confidence, score)
 

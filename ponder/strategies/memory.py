@@ -3,7 +3,7 @@
 A chain is identified by what decides its tokens: the model file, the full prompt it
 continues (prefix included) and its sampling settings with its own seed (chain k of a run
 is seeded seed + k). `max_tokens` and the thinking cap are not part of it: a logged chain
-is replayed through this run's limits and hooks (see :mod:`ponder.strategies.replay`), so
+is replayed through this run's limits and hooks (see :mod:`ponder.strategies.reuse`), so
 a chain logged by a `low` run serves as chain 0 of a `high` run with the same sampling.
 `top_logprobs` is not part of it either, but a logged chain serves only runs that ask for
 no more alternatives per token than it recorded.

@@ -30,7 +30,8 @@ def engine(scripted: ScriptedEngine) -> Iterator[ScriptedEngine]:
 
 
 def chat(lines: list[str], *args: str) -> tuple[str, str]:
-    result = runner.invoke(app, ["chat", *args], input="\n".join(lines) + "\n")
+    """A chat at effort low (one chain per turn) unless `args` say otherwise."""
+    result = runner.invoke(app, ["chat", "-e", "low", *args], input="\n".join(lines) + "\n")
     assert result.exit_code == 0, result.output
     return result.stdout, result.stderr
 

@@ -51,10 +51,11 @@ def test_a_repeated_question_is_answered_from_the_log(engine: ScriptedEngine) ->
 def test_what_decides_the_answer_is_part_of_the_cache_key(engine: ScriptedEngine) -> None:
     """Only the same settings are a cache hit; the same sampling reuses the chain."""
     engine.enqueue(ANSWER, ANSWER, ANSWER)
-    ask("-e", "low", QUESTION)
-    for args, reused in ((["-e", "medium"], 1), (["-e", "low", "--budget", "500"], 1),
-                         (["-e", "low", "--seed", "1"], 0), (["-e", "low", "-t", "0.2"], 0)):
-        record, _ = ask(*args, QUESTION)
+    base = ["-s", "cot", "-t", "0.7"]
+    ask(*base, QUESTION)
+    for args, reused in ((["-o", "think_cap=100"], 1), (["--budget", "500"], 1),
+                         (["--seed", "1"], 0), (["-t", "0.2"], 0)):
+        record, _ = ask(*base, *args, QUESTION)
         assert record["cached"] is False, args
         assert record["reuse"]["chains"] == reused, args
     assert len(engine.prompts) == 3
@@ -62,8 +63,8 @@ def test_what_decides_the_answer_is_part_of_the_cache_key(engine: ScriptedEngine
 
 def test_no_cache_runs_afresh_and_is_logged(engine: ScriptedEngine, ponder_home: Path) -> None:
     engine.enqueue(ANSWER, ANSWER)
-    ask(QUESTION)
-    record, _ = ask("--no-cache", QUESTION)
+    ask("-e", "low", QUESTION)
+    record, _ = ask("-e", "low", "--no-cache", QUESTION)
     assert record["cached"] is False and len(engine.prompts) == 2
     assert record["reuse"] == {"chains": 0, "tokens_saved": 0}
     rows = sqlite3.connect(log_file(ponder_home)).execute("SELECT status FROM runs").fetchall()
@@ -88,8 +89,8 @@ def test_the_config_file_turns_the_log_off(engine: ScriptedEngine, ponder_home: 
 def test_the_config_file_turns_the_cache_off(engine: ScriptedEngine, tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("[log]\ncache = false\n", encoding="utf-8")
     engine.enqueue(ANSWER, ANSWER)
-    ask(QUESTION)
-    record, _ = ask(QUESTION)
+    ask("-e", "low", QUESTION)
+    record, _ = ask("-e", "low", QUESTION)
     assert record["cached"] is False and len(engine.prompts) == 2
 
 
@@ -113,8 +114,8 @@ def test_a_broken_log_costs_a_note_not_the_answer(engine: ScriptedEngine, ponder
 def test_an_engine_without_a_model_file_is_logged_but_never_cached(
         scripted: ScriptedEngine, ponder_home: Path) -> None:
     scripted.enqueue(ANSWER, ANSWER)
-    ask(QUESTION)
-    record, _ = ask(QUESTION)
+    ask("-e", "low", QUESTION)
+    record, _ = ask("-e", "low", QUESTION)
     assert record["cached"] is False and len(scripted.prompts) == 2
     rows = sqlite3.connect(log_file(ponder_home)).execute("SELECT count(*) FROM runs")
     assert rows.fetchone() == (2,)

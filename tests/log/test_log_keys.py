@@ -13,6 +13,7 @@ from ponder.log.codec import decode, encode
 from ponder.log.keys import Model, Request, cache_key, chain_key, model_of, model_of_file
 from ponder.log.store import Store
 from ponder.runner import make_plan
+from ponder.strategies.effort import EFFORTS
 
 MODEL = Model("m", "abc", "abc")
 
@@ -35,8 +36,9 @@ def test_the_cache_key_is_stable_and_follows_every_setting() -> None:
 
 
 def test_the_effort_name_is_not_part_of_the_cache_key() -> None:
-    assert key(plan=make_plan("low", None)) == key(plan=make_plan(None, "cot",
-                                                                  {"think_cap": "256"}))
+    low = EFFORTS["low"]
+    same = make_plan(None, low.strategy, {k: str(v) for k, v in low.options.items()})
+    assert key(plan=make_plan("low", None)) == key(plan=same)
 
 
 def test_the_chain_key_follows_what_draws_the_tokens_only() -> None:
@@ -48,6 +50,13 @@ def test_the_chain_key_follows_what_draws_the_tokens_only() -> None:
     assert all(chain_key("fp", "prompt", s) == k for s in same)
     assert len({k, *(chain_key("fp", "prompt", s) for s in other)}) == len(other) + 1
     assert chain_key("fp", "prompt!", base) != k and chain_key("fp2", "prompt", base) != k
+
+
+def test_every_greedy_chain_of_a_prompt_is_the_same_chain() -> None:
+    greedy = chain_key("fp", "prompt", Sampling(seed=1, temperature=0.0))
+    assert chain_key("fp", "prompt", Sampling(seed=9, temperature=0.0, top_k=2)) == greedy
+    assert chain_key("fp", "prompt", Sampling(seed=5, greedy_first=True)) == greedy
+    assert chain_key("fp", "prompt", Sampling(seed=5)) != greedy
 
 
 def test_a_model_is_its_file_and_a_file_is_hashed_once(tmp_path: Path) -> None:

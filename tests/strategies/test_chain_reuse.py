@@ -27,10 +27,12 @@ class SpyEngine(ScriptedEngine):
     def __init__(self, outputs: list[Script] | None = None) -> None:
         super().__init__(outputs or [], model_name="spy")
         self.starts: list[tuple[int, int, str]] = []
+        self.greedy_first: list[bool] = []
 
     def start(self, prompt: str, sampling: Sampling, n: int = 1, budget: int | None = None
               ) -> ScriptedGeneration:
         self.starts.append((n, sampling.seed, prompt))
+        self.greedy_first.append(sampling.greedy_first)
         return super().start(prompt, sampling, n, budget)
 
 
@@ -120,6 +122,21 @@ def test_a_low_chain_is_one_vote_of_high_with_its_confidence(log: RunLog) -> Non
     assert [s.confidence for s in warm.samples] == [s.confidence for s in cold.samples]
     assert warm.answer == cold.answer == "7"
     assert warm.completion_tokens == cold.completion_tokens - cold.samples[0].tokens
+
+
+def test_the_greedy_chain_is_chain_0_of_a_greedy_first_vote(log: RunLog) -> None:
+    """`low` decodes greedily on instruct models; `high` votes over the greedy chain and
+    samples: the logged greedy chain is its chain 0, and chain 1 on is sampled, not greedy."""
+    engine = SpyEngine([think(4)])
+    low, _ = run(engine, "cot", memory(log), sampling=Sampling(seed=3, temperature=0.0))
+    engine.enqueue(think(5), think(5))
+    engine.starts.clear()
+    engine.greedy_first.clear()
+    high, _ = run(engine, "vote", memory(log), n=3, greedy_first=True)
+    assert [(n, seed) for n, seed, _ in engine.starts] == [(2, 11)]
+    assert engine.greedy_first == [False]
+    assert high.samples[0].text == low.samples[0].text
+    assert high.votes == {"5": 2.0, "4": 1.0}
 
 
 def test_other_sampling_settings_share_nothing(log: RunLog) -> None:

@@ -1,0 +1,140 @@
+"""Every `--effort` level against plain greedy decoding, from one sampling run.
+
+    python benchmarks/effort.py --model qwen2.5-coder-1.5b --limit 40 \
+        --samples benchmarks/results/samples-qwen1.5b.jsonl \
+        --baseline benchmarks/results/baseline-qwen1.5b.jsonl \
+        --out benchmarks/results/effort-qwen1.5b.txt
+
+1. The greedy baseline: `benchmarks/baseline.py` (plain llama-cpp-python, one greedy chain).
+2. One sampling run: `ponder eval DATA --samples N` (the greedy chain, then N-1 samples at
+   the family's temperature, every chain's answer, tokens and confidence recorded).
+3. Each effort level is replayed on those chains with its own decision code
+   (`ponder.replay.replayable`): `low` is the greedy chain, `medium`/`auto` run the
+   adaptive stopping rule over random orders of the samples after the greedy chain, `high`
+   votes over the greedy chain and random draws of the samples.
+
+Steps 1 and 2 run only when their files are missing (both resume). The time per question
+of a level is estimated from this run's measured decode rates: one chain at the baseline's
+rate, several chains at the sampling run's rate. The last line is
+`effort: greedy=A low=B medium=C high=D auto=E tokens: greedy=a low=b medium=c high=d auto=e (n=N)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ponder.answers import equivalent  # noqa: E402
+from ponder.evaluation import wilson  # noqa: E402
+from ponder.replay import Replay, chains_from_records, replayable  # noqa: E402
+from ponder.runner import make_plan  # noqa: E402
+from ponder.strategies.effort import EFFORTS  # noqa: E402
+
+LEVELS = ("low", "medium", "high", "auto")
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def ensure(path: Path, command: list[str]) -> None:
+    """Run `command` (which writes and resumes `path`) unless `path` already holds results."""
+    print("$ " + " ".join(shlex.quote(c) for c in command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True)
+
+
+def row(name: str, right: float, n: int, tokens: float, seconds: float) -> str:
+    lo, hi = wilson(round(right), n)
+    what = EFFORTS[name].description if name in EFFORTS else "plain llama-cpp-python, greedy"
+    return (f"{name:<8} {100 * right / n:6.1f}%  [{100 * lo:5.1f}, {100 * hi:5.1f}]  "
+            f"{tokens:8.0f}  {seconds:7.1f}  {what}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/gsm8k-dev.jsonl")
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--n", type=int, default=6, help="chains per problem in the sampling run")
+    ap.add_argument("--samples", type=Path, required=True)
+    ap.add_argument("--baseline", type=Path, required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--draws", type=int, default=400)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+
+    py = sys.executable
+    if not args.baseline.exists() or len(read(args.baseline)) < args.limit:
+        ensure(args.baseline, [py, str(ROOT / "benchmarks/baseline.py"), "--model", args.model,
+                               "--data", str(args.data), "--limit", str(args.limit),
+                               "--threads", str(args.threads), "--out", str(args.baseline)])
+    if not args.samples.exists() or len(read(args.samples)) < args.limit:
+        resume = ["--resume"] if args.samples.exists() else []
+        ensure(args.samples, [py, "-m", "ponder", "eval", str(args.data), "--samples",
+                              str(args.n), "--limit", str(args.limit), "--model", args.model,
+                              "--threads", str(args.threads), "--out", str(args.samples),
+                              *resume])
+    base = {r["id"]: r for r in read(args.baseline)}
+    sample_records = [r for r in read(args.samples) if r["id"] in base]
+    problems = chains_from_records(sample_records)
+    ids = {p.id for p in problems}
+    greedy = [base[i] for i in ids]
+    n = len(problems)
+
+    # decode rates of this run, for the time estimates
+    one_rate = sum(r["tokens"] for r in greedy) / sum(r["seconds"] for r in greedy)
+    ok = [r for r in sample_records if r["id"] in ids]
+    many_rate = sum(r["tokens"] for r in ok) / sum(r["seconds"] for r in ok)
+
+    replay = Replay(problems, draws=args.draws)
+    acc: dict[str, float] = {}
+    tokens: dict[str, float] = {}
+    secs: dict[str, float] = {}
+    right = sum(equivalent(r["answer"], r["reference"]) for r in greedy)
+    acc["greedy"], tokens["greedy"] = right, sum(r["tokens"] for r in greedy) / n
+    secs["greedy"] = sum(r["seconds"] for r in greedy) / n
+    for level in LEVELS:
+        plan = make_plan(level, None)
+        rp = replayable(plan.spec.name, plan.options)
+        point = replay.curve(level, rp.policy, rp.k, with_greedy=rp.with_greedy)
+        acc[level], tokens[level] = point.accuracy * n, point.tokens
+        secs[level] = point.tokens / (one_rate if rp.k == 1 else many_rate)
+
+    lines = [
+        f"ponder effort levels vs plain greedy: {args.model}, first {n} problems of "
+        f"{args.data.name}",
+        "command: python " + " ".join(shlex.quote(a) for a in sys.argv),
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, threads {args.threads}; "
+        f"load average now {os.getloadavg()[0]:.2f}",
+        f"sampling run: {args.samples.name}, {max(len(p.samples) for p in problems)} chains "
+        f"per problem (greedy first), {args.draws} random draws per problem and level",
+        f"decode rates measured in these runs: one chain {one_rate:.1f} tok/s, "
+        f"{args.n} chains together {many_rate:.1f} tok/s (seconds below = tokens / rate)",
+        "",
+        f"{'level':<8} {'accuracy':>7}  {'95% CI':>14}  {'tokens':>8}  {'sec/q':>7}  what",
+    ]
+    lines += [row(name, acc[name], n, tokens[name], secs[name])
+              for name in ("greedy", *LEVELS)]
+    lines.append("")
+    lines.append("effort: " + " ".join(f"{k}={100 * acc[k] / n:.1f}" for k in ("greedy", *LEVELS))
+                 + " tokens: " + " ".join(f"{k}={tokens[k]:.0f}" for k in ("greedy", *LEVELS))
+                 + f" (n={n})")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
