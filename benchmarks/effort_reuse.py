@@ -60,7 +60,9 @@ def ask(loaded: Loaded, log: RunLog, question: str, reference: str, effort: str,
         seed: int, label: str) -> Step:
     """One logged `ask` at `effort`, as the CLI runs it (minus the model load)."""
     plan = make_plan(effort, None)
-    task = make_task(question, loaded, sampling_for(loaded, seed, None))
+    single = plan.spec.single_chain
+    task = make_task(question, loaded, sampling_for(loaded, seed, None, single_chain=single),
+                     single_chain=single)
     entry = log.begin(task, loaded, Request(plan, seed))
     started = time.perf_counter()
     result = drain(run_plan(task, plan))

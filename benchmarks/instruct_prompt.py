@@ -3,11 +3,12 @@
     python benchmarks/instruct_prompt.py --model qwen2.5-coder-1.5b \
         --data ../shared/data/gsm8k-dev.jsonl --limit 100 --out-dir benchmarks/results/prompt
 
-Both variants use ponder's prompted-thinking system prompt ("think step by step inside
-<think> and </think> tags ... put the final result in \\boxed{}") and one greedy chain
-(`cot`, temperature 0, the same problems); `prefill` also writes "<think>\\n" at the start of
-the assistant turn. Problems run side by side in the engine's shared batch (`--workers`).
-For each variant it prints accuracy with a 95% Wilson interval, mean tokens, how many
+`system` and `prefill` use the tag-asking system prompt ("think step by step inside <think>
+and </think> tags ... put the final result in \\boxed{}"), `plain-prefill` the usual one
+("Think step by step, then give the final answer as \\boxed{N}."); all run one greedy chain
+(`cot`, temperature 0, the same problems); the `prefill` variants also write "<think>\\n" at
+the start of the assistant turn. Problems run side by side in the engine's shared batch
+(`--workers`). For each variant it prints accuracy with a 95% Wilson interval, mean tokens, how many
 chains really thought inside the tags (non-empty thinking), mean thinking tokens, and how
 many answered at all. `--out-dir` keeps every record (JSON lines, one file per variant).
 """
@@ -26,17 +27,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ponder import batch  # noqa: E402
+from ponder import batch, thinking  # noqa: E402
 from ponder.engines import EngineOptions, Loaded, load_engine  # noqa: E402
 from ponder.engines.base import Sampling  # noqa: E402
 from ponder.evaluation import wilson  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 
-VARIANTS = {"system": "", "prefill": "<think>\n"}
+TAGS = thinking.PROMPTED_SYSTEM
+PLAIN = "Think step by step, then give the final answer as \\boxed{N}."
+VARIANTS = {"system": (TAGS, ""), "prefill": (TAGS, "<think>\n"),
+            "plain-prefill": (PLAIN, "<think>\n")}
 
 
-def run_variant(loaded: Loaded, prefix: str, problems: list[batch.Problem], cap: int,
-                workers: int, out: Path | None) -> list[dict[str, Any]]:
+def run_variant(loaded: Loaded, system: str, prefix: str, problems: list[batch.Problem],
+                cap: int, workers: int, out: Path | None) -> list[dict[str, Any]]:
+    thinking.PROMPTED_SYSTEM = system
     variant = dataclasses.replace(
         loaded, defaults=dataclasses.replace(loaded.defaults, assistant_prefix=prefix))
     plan = make_plan(None, "cot", {"think_cap": str(cap)})
@@ -87,8 +92,8 @@ def main() -> None:
     for name in args.variants:
         out = args.out_dir / f"{name}.jsonl" if args.out_dir else None
         started = time.monotonic()
-        records = run_variant(loaded, VARIANTS[name], problems, args.think_cap, args.workers,
-                              out)
+        records = run_variant(loaded, *VARIANTS[name], problems, args.think_cap,
+                              args.workers, out)
         print(summary(name, records, time.monotonic() - started), flush=True)
 
 

@@ -17,6 +17,9 @@ _FINAL_RE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+# math-verify's limits are wall-clock seconds (default 5): on a busy machine parsing a tuple
+# took longer, and equal answers came out unequal. This only guards against runaway input.
+SYMBOLIC_TIMEOUT = 60
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -100,7 +103,9 @@ def _symbolic_equal(a: str, b: str) -> bool:
     except ImportError:  # pragma: no cover - math-verify is a dependency
         return False
     try:
-        return bool(verify(parse(f"${a}$"), parse(f"${b}$")))
+        gold = parse(f"${a}$", parsing_timeout=SYMBOLIC_TIMEOUT)
+        target = parse(f"${b}$", parsing_timeout=SYMBOLIC_TIMEOUT)
+        return bool(verify(gold, target, timeout_seconds=SYMBOLIC_TIMEOUT))
     except Exception:  # math-verify raises many parser errors; unequal is the safe answer
         return False
 

@@ -506,7 +506,8 @@ def solve_problem(
     started = setup.clock()
     try:
         task = make_task(problem.question, setup.loaded, setup.sampling, budget=setup.budget,
-                         seconds=setup.seconds, clock=setup.clock)
+                         seconds=setup.seconds, clock=setup.clock,
+                         single_chain=setup.plan.spec.single_chain)
         entry = setup.log.begin(task, setup.loaded) if setup.log else None
         if entry is not None and entry.hit is not None:  # answered from the log
             return entry.finish(problem_record(problem, entry.hit.result(), setup,

@@ -31,9 +31,9 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
     dropped: int = 0
 
-    def messages(self, question: str, style: ThinkingStyle) -> list[Message]:
+    def messages(self, question: str, style: ThinkingStyle, system: str = "") -> list[Message]:
         """The question's messages with the earlier turns before its user message."""
-        messages = build_messages(question, style)
+        messages = build_messages(question, style, system)
         at = max(i for i, m in enumerate(messages) if m["role"] == "user")
         history: list[Message] = []
         for turn in self.turns:
@@ -49,13 +49,13 @@ class Conversation:
 
     def task(self, question: str, loaded: Loaded, sampling: Sampling, *,
              budget: int | None = None, seconds: float | None = None,
-             clock: Clock = time.monotonic) -> Task:
+             clock: Clock = time.monotonic, single_chain: bool = False) -> Task:
         """The turn's task: the question after as much history as the context holds."""
         task = make_task(question, loaded, sampling, budget=budget, seconds=seconds,
-                         clock=clock)
+                         clock=clock, single_chain=single_chain)
         engine = loaded.engine
         while True:
-            prompt = task.render(self.messages(task.question, loaded.style))
+            prompt = task.render(self.messages(task.question, task.style, task.system))
             room = engine.context_length - engine.count_tokens(prompt)
             if room >= MIN_ANSWER_ROOM or not self.turns:
                 break

@@ -222,7 +222,7 @@ def standard_points(problems: Sequence[Chains], *, draws: int = 200, seed: int =
         if curve.with_greedy and not has_greedy:
             continue
         room = sampled + (1 if curve.with_greedy else 0)
-        for k in ks:
+        for k in sorted({*ks, room}):
             if curve.min_k <= k <= min(room, curve.max_k):
                 points.append(replay.curve(curve.name, curve.policy(k), k,
                                            with_greedy=curve.with_greedy))

@@ -139,6 +139,8 @@ def _write_marker(path: Path, sha256: str) -> None:
 
 
 def _fix_hint(entry: ModelEntry) -> str:
+    if not entry.sources:  # an optimized copy made here: make it again
+        return f"ponder models optimize {entry.id} --format {entry.quant.lower()}"
     return f"ponder models rm {entry.id} --yes && ponder models pull {entry.id}"
 
 

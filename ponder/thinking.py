@@ -22,12 +22,13 @@ PROMPTED_SYSTEM = (
 )
 
 
-def build_messages(question: str, style: ThinkingStyle) -> list[Message]:
-    """Chat messages for a question: instruct models get a system prompt asking for tags."""
+def build_messages(question: str, style: ThinkingStyle, system: str = "") -> list[Message]:
+    """Chat messages for a question: instruct models get a system prompt (by default the
+    one asking for tags)."""
     if style == "native":
         return [{"role": "user", "content": question}]
     return [
-        {"role": "system", "content": PROMPTED_SYSTEM},
+        {"role": "system", "content": system or PROMPTED_SYSTEM},
         {"role": "user", "content": question},
     ]
 
@@ -108,10 +109,11 @@ class ThinkSplitter:
         if not stripped or THINK_OPEN.startswith(stripped):
             return False
         if stripped.startswith(THINK_OPEN):
-            self.state = "thinking"
-            self._buf = stripped[len(THINK_OPEN):].lstrip("\n")
+            self.state, self._fresh = "thinking", True
+            stripped = stripped[len(THINK_OPEN):]
         else:
             self.state = "untagged"
+        self._buf = stripped
         return True
 
     def _thinking(self, out: list[Piece]) -> bool:
@@ -122,7 +124,8 @@ class ThinkSplitter:
                 return False
             self._fresh = False
             if stripped.startswith(THINK_OPEN):
-                self._buf = stripped[len(THINK_OPEN):].lstrip("\n")
+                stripped = stripped[len(THINK_OPEN):].lstrip()
+            self._buf = stripped
             return True
         cut = buf.find(THINK_CLOSE)
         if cut >= 0:

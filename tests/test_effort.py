@@ -18,7 +18,7 @@ from tests.test_strategy_common import run_strategy, think
         ("medium", "adaptive", {"greedy_first": True, "start": 2, "max_n": 4, "window": 2}),
         ("high", "vote", {"greedy_first": True, "n": 6}),
         ("auto", "adaptive", {"greedy_first": True, "start": 2, "step": 2, "max_n": 6,
-                              "give_up_after": 4}),
+                              "give_up_after": 0}),
     ],
 )
 def test_each_effort_chooses_a_strategy_and_settings(
@@ -72,9 +72,10 @@ def test_auto_stops_when_the_greedy_chain_and_a_sample_agree() -> None:
     assert result.answer == "4"
 
 
-def test_auto_gives_up_when_answers_stay_scattered() -> None:
+def test_adaptive_gives_up_when_answers_stay_scattered() -> None:
     scattered = ScriptedEngine([think(a) for a in [1, 2, 3, 4, 5, 6, 7, 8]])
-    result, _ = run_strategy(scattered, "adaptive", **make_plan("auto", None).settings())
+    settings = {**make_plan("auto", None).settings(), "give_up_after": 4}
+    result, _ = run_strategy(scattered, "adaptive", **settings)
     assert len(result.samples) == 4
     assert "scattered" in result.settings["stop_reason"]
 

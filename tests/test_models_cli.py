@@ -87,6 +87,7 @@ def test_list_plain_text_when_not_a_terminal() -> None:
         "prompted",
         "no",
         "pypi:tiny-model",
+        "-",
     ]
     assert lines[1].split("\t")[2:5] == ["~2.5 GB", "native", "no"]
 

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from ponder.cli.render import Renderer, headlines, latest_sentence, print_answer
+from ponder.cli.render import Renderer, latest_sentence, print_answer
 from ponder.events import (
     BudgetUpdate,
     ChainDone,
@@ -29,15 +29,6 @@ def test_latest_sentence_only_complete_ones() -> None:
     assert latest_sentence("Done.") == "Done."
 
 
-def test_headlines_first_sentence_per_paragraph_and_elision() -> None:
-    thinking = "Read the problem. It asks x.\n\nCompute 2*3. Gives 6.\n\nCheck it. Fine."
-    assert headlines(thinking) == ["Read the problem.", "Compute 2*3.", "Check it."]
-    many = "\n\n".join(f"Step {i}. detail" for i in range(20))
-    heads = headlines(many, limit=6)
-    assert len(heads) == 6 and heads[0] == "Step 0." and heads[-1] == "Step 19."
-    assert any(h.startswith("…") for h in heads)
-
-
 def test_one_chain_live_line(capture: Console, clock: FakeClock) -> None:
     r = Renderer(capture, "summary", clock=clock)
     r.handle(ChainStarted(0))
@@ -53,11 +44,12 @@ def test_summary_after_one_chain(capture: Console, clock: FakeClock) -> None:
     r = Renderer(capture, "summary", clock=clock)
     r.handle(ChainStarted(0))
     clock.advance(3.0)
-    result = Result("4", "It is 4.", "Add them. Easy.\n\nSo 4.", "eos", thinking_tokens=12)
+    result = Result("4", "It is 4.", "Add them: 1 + 3 = 4.\n\nSo it is 4.", "eos",
+                    thinking_tokens=12)
     r.summary(result)
     out = text_of(capture)
     assert "Thought for 3.0s · 12 thinking tokens" in out
-    assert "• Add them." in out and "• So 4." in out
+    assert "• Add them: 1 + 3 = 4." in out and "→ It is 4." in out
 
 
 def test_panel_for_many_chains_shows_rows_tally_and_budget(

@@ -27,6 +27,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "best-of-n": {"n": "3"},
     "beam": {"width": "2", "expand": "2", "max_steps": "3"},
     "refine": {"rounds": "2"},
+    "mcts": {"expand": "2", "iterations": "3", "step_tokens": "16", "rollout_tokens": "32"},
 }
 """Small settings per strategy, for the tests that run all of them."""
 

@@ -71,6 +71,12 @@ ThreadsOpt = Annotated[
     typer.Option("--threads", min=1, help="CPU threads \\[default: the free cores].",
                  rich_help_panel=ENGINE, show_default=False),
 ]
+OptimizeOpt = Annotated[
+    bool,
+    typer.Option("--optimize/--no-optimize", rich_help_panel=ENGINE,
+                 help="Run the model's optimized copy when it has one "
+                 "(`ponder models optimize`); --no-optimize runs the download."),
+]
 EngineOpt = Annotated[
     str | None,
     typer.Option("--engine", envvar="PONDER_ENGINE", rich_help_panel=ENGINE,

@@ -66,6 +66,7 @@ def ask(
     gpu_layers: opt.GpuLayersOpt = 0,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
+    optimize: opt.OptimizeOpt = True,
     no_log: NoLogOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -76,14 +77,15 @@ def ask(
     seconds = opt.parse_duration(time_limit)
     err = Console(stderr=True, quiet=quiet)
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env)
+                            api_key_env=api_key_env, optimize=optimize)
     log = open_log("ask", err, no_log, no_cache)
     request = Request(plan, seed, temperature, budget, seconds, ctx)
-    entry = log.lookup(text, request, engine or default_engine(), model)
+    entry = log.lookup(text, request, engine or default_engine(), options)
     if entry is None:
         loaded = load(err, engine, options)
         sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
-        task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
+        task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK,
+                         single_chain=plan.spec.single_chain)
         entry = log.begin(task, loaded, request)
     if entry.hit is not None:
         answer_from_log(entry, text, plan, err, mode, json_out=json_out, quiet=quiet)

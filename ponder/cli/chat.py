@@ -9,6 +9,7 @@ Ctrl-C stops the turn being thought (what was produced is kept), Ctrl-D or /exit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -63,9 +64,10 @@ class Chat:
     def turn(self, question: str) -> None:
         """Think about one question in the light of the earlier turns; log it."""
         loaded = self.model()
-        task = self.conversation.task(question, loaded, sampling_for(loaded, self.seed,
-                                                                     self.temperature),
-                                      budget=self.budget, seconds=self.seconds, clock=CLOCK)
+        single = self.plan.spec.single_chain
+        sampling = sampling_for(loaded, self.seed, self.temperature, single_chain=single)
+        task = self.conversation.task(question, loaded, sampling, budget=self.budget,
+                                      seconds=self.seconds, clock=CLOCK, single_chain=single)
         request = Request(self.plan, self.seed, self.temperature, self.budget, self.seconds,
                           self.options.n_ctx, self.conversation.history())
         entry = self.log.begin(task, loaded, request, conversation=self.conversation.id,
@@ -96,9 +98,7 @@ class Chat:
             self.plan = make_plan(arg, None)
             say(self.err, f"ponder: effort {arg} ({self.plan.spec.name})")
         elif name == "/model" and arg:
-            options = EngineOptions(arg, self.options.gpu_layers, self.options.n_ctx,
-                                    self.options.threads, base_url=self.options.base_url,
-                                    api_key_env=self.options.api_key_env)
+            options = dataclasses.replace(self.options, model=arg)
             self.loaded = load(self.err, self.engine, options)
             self.options = options
             say(self.err, f"ponder: now talking to {self.loaded.model_id}")
@@ -128,6 +128,7 @@ def chat(
     gpu_layers: opt.GpuLayersOpt = 0,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
+    optimize: opt.OptimizeOpt = True,
     no_log: NoLogOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -135,7 +136,7 @@ def chat(
     err = Console(stderr=True)
     session = Chat(err, open_log("chat", err, no_log, no_cache),
                    EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                                 api_key_env=api_key_env),
+                                 api_key_env=api_key_env, optimize=optimize),
                    engine, make_plan(effort, strategy, parse_overrides(option or [])),
                    _thinking_mode(thinking), seed, temperature, budget,
                    opt.parse_duration(time_limit))

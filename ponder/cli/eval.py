@@ -133,6 +133,7 @@ def eval_command(
     gpu_layers: opt.GpuLayersOpt = 0,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
+    optimize: opt.OptimizeOpt = True,
     no_log: NoLogOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -160,7 +161,7 @@ def eval_command(
     batch.check_output(out, resume=resume, overwrite=overwrite, source=data)
     earlier = batch.prepare_resume(out).records if resume and out else []
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env)
+                            api_key_env=api_key_env, optimize=optimize)
     loaded: Loaded | None = None
     log = open_log("eval", err, no_log, no_cache, reuse=False)
     records = list(earlier)

@@ -1,4 +1,4 @@
-"""`ponder models ...`: list, pull, inspect and remove registered models."""
+"""`ponder models ...`: list, pull, inspect, optimize and remove registered models."""
 
 from __future__ import annotations
 
@@ -13,16 +13,27 @@ from rich.console import Console
 from rich.table import Table
 
 from ponder.cli import _options as opt
+from ponder.cli._optimize import optimize, optimize_after_pull
+from ponder.copies import read_record, remove_record, usable_record
 from ponder.engines import default_engine
-from ponder.registry import FamilyDefaults, ModelEntry, Source, installed_path, load_registry
+from ponder.errors import InputError
+from ponder.registry import (
+    FamilyDefaults,
+    ModelEntry,
+    Source,
+    installed_path,
+    load_registry,
+    model_file,
+)
 from ponder.sources import pull as pull_model
 from ponder.sources import remove as remove_model
 from ponder.sources import verify
 
 app = typer.Typer(
-    help="Manage local models: list, pull (download), info, rm.",
+    help="Manage local models: list, pull (download), info, optimize, rm.",
     no_args_is_help=True,
 )
+app.command("optimize")(optimize)
 
 ModelArg = Annotated[str, typer.Argument(help="Model id or alias (see `ponder models list`).")]
 
@@ -54,9 +65,25 @@ def _entry_dict(entry: ModelEntry, path: Path | None) -> dict[str, Any]:
     data = dataclasses.asdict(entry)
     data["aliases"] = list(entry.aliases)
     data["sources"] = [_source_dict(s) for s in entry.sources]
+    data["variants"] = [
+        {"quant": v.quant, "file": v.file, "size": v.size, "sha256": v.sha256,
+         "sources": [_source_dict(s) for s in v.sources]}
+        for v in entry.variants
+    ]
     data["installed"] = path is not None
     data["path"] = str(path) if path is not None else None
+    runs = model_file(entry, optimized=True)
+    data["runs"] = {"format": runs[1].quant, "path": str(runs[0])} if runs else None
     return data
+
+
+def _runs_text(entry: ModelEntry) -> str:
+    """The format engines run: the optimized copy's, else the installed file's."""
+    record = usable_record(entry)
+    if record is not None:
+        return f"{record.format} ({'optimized' if record.origin == 'quantized' else 'variant'})"
+    found = model_file(entry)
+    return found[1].quant if found else "-"
 
 
 @app.command("list")
@@ -70,7 +97,7 @@ def list_models(
     if (engine or default_engine()) == "openai":
         _list_remote(base_url, api_key_env, as_json)
         return
-    rows = [(entry, installed_path(entry)) for entry in load_registry()]
+    rows = [(entry, _installed(entry)) for entry in load_registry()]
     if as_json:
         print(json.dumps([_entry_dict(e, p) for e, p in rows], indent=2))
         return
@@ -83,11 +110,12 @@ def list_models(
                 entry.thinking,
                 "yes" if path else "no",
                 _sources_text(entry),
+                _runs_text(entry),
             ]
             print("\t".join(fields))
         return
     table = Table(title="ponder models")
-    for column in ("id", "name", "size", "thinking", "installed", "source"):
+    for column in ("id", "name", "size", "thinking", "installed", "source", "runs"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for entry, path in rows:
         table.add_row(
@@ -97,6 +125,7 @@ def list_models(
             entry.thinking,
             "[green]✓[/green]" if path else "–",
             _sources_text(entry),
+            _runs_text(entry),
         )
     Console().print(table)
 
@@ -108,22 +137,55 @@ def _list_remote(base_url: str | None, api_key_env: str | None, as_json: bool) -
     print(json.dumps(ids, indent=2) if as_json else "\n".join(ids))
 
 
+def _installed(entry: ModelEntry) -> Path | None:
+    found = model_file(entry)
+    return found[0] if found else None
+
+
+QuantOpt = Annotated[
+    str | None,
+    typer.Option("--quant", help="Download a published variant in this format instead "
+                 "(see `ponder models info`); engines then run it.", show_default=False),
+]
+NoOptimizeOpt = Annotated[
+    bool, typer.Option("--no-optimize", help="Do not make the registry's optimized copy.")
+]
+
+
 @app.command()
-def pull(model: ModelArg) -> None:
+def pull(model: ModelArg, quant: QuantOpt = None, no_optimize: NoOptimizeOpt = False) -> None:
     """Download a model (progress on stderr) and verify its checksum."""
-    entry = load_registry().get(model)
+    top = load_registry().get(model)
+    entry = _variant(top, quant) if quant else top
     err = Console(stderr=True)
     existing = installed_path(entry)
     if existing is not None:
         verify(existing, entry, progress=True)
-        err.print(f"{entry.id} is already installed")
+        err.print(f"{entry.id} ({entry.quant}) is already installed")
+        path = existing
         print(f"{entry.id}: {existing}")
-        return
-    err.print(
-        f"pulling {entry.name} ({entry.quant}, {human_size(entry)}) from {_sources_text(entry)}"
+    else:
+        err.print(f"pulling {entry.name} ({entry.quant}, {human_size(entry)}) "
+                  f"from {_sources_text(entry)}")
+        path = pull_model(entry, progress=True)
+        print(f"{entry.id} installed at {path}")
+    if entry is not top:
+        optimize_after_pull(err, top, path, variant=entry)
+    elif not no_optimize:
+        optimize_after_pull(err, top, path)
+
+
+def _variant(entry: ModelEntry, quant: str) -> ModelEntry:
+    variant = entry.variant(quant)
+    if variant is not None:
+        return variant
+    if quant.lower() == entry.quant.lower():
+        return entry
+    known = ", ".join(v.quant for v in entry.variants) or "none"
+    raise InputError(
+        f"{entry.id} has no published {quant} file (variants: {known})",
+        hint=f"make one locally: ponder models optimize {entry.id} --format {quant.lower()}",
     )
-    path = pull_model(entry, progress=True)
-    print(f"{entry.id} installed at {path}")
 
 
 @app.command()
@@ -131,6 +193,7 @@ def info(model: ModelArg) -> None:
     """Show everything the registry knows about a model, and where it is installed."""
     entry = load_registry().get(model)
     path = installed_path(entry)
+    runs = model_file(entry, optimized=True)
     lines = [
         ("id", entry.id),
         ("aliases", ", ".join(entry.aliases) or "-"),
@@ -148,16 +211,39 @@ def info(model: ModelArg) -> None:
         ("license", entry.license),
         ("installed", str(path) if path else "no"),
         *sampling_lines(load_registry().family(entry.family)),
+        *_source_lines(entry.sources),
+        *_copy_lines(entry),
+        ("runs", f"{runs[1].quant} {runs[0]}" if runs else "-"),
     ]
-    for source in entry.sources:
+    for variant in entry.variants:
+        sha = variant.sha256 or "sha256 not published"
+        lines.append(("variant", f"{variant.quant} {human_size(variant)} {sha}"))
+        lines.extend(("", text) for _, text in _source_lines(variant.sources))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+
+
+def _source_lines(sources: tuple[Source, ...]) -> list[tuple[str, str]]:
+    lines = []
+    for source in sources:
         if source.kind == "hf":
             pin = f" @ {source.revision}" if source.revision else ""
             lines.append(("source", f"hf {source.repo}/{source.file}{pin}"))
         else:
             lines.append(("source", f"pypi {', '.join(source.packages)}"))
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
-        print(f"{key:<{width}}  {value}")
+    return lines
+
+
+def _copy_lines(entry: ModelEntry) -> list[tuple[str, str]]:
+    record = read_record(entry.id)
+    if record is None:
+        return [("optimized", f"no (ponder models optimize {entry.id})")]
+    stale = "" if usable_record(entry) else " (not used: missing or made from another file)"
+    return [
+        ("optimized", f"{record.format} {record.origin} {record.path}{stale}"),
+        ("", f"sha256 {record.sha256}, {record.size} bytes"),
+    ]
 
 
 def sampling_lines(d: FamilyDefaults) -> list[tuple[str, str]]:
@@ -186,15 +272,17 @@ def rm(
 ) -> None:
     """Delete a model's downloaded files."""
     entry = load_registry().get(model)
-    path = installed_path(entry)
+    path = _installed(entry)
     err = Console(stderr=True)
-    if path is None:
+    if path is None and read_record(entry.id) is None:
         err.print(f"{entry.id} is not installed; nothing to remove")
         return
-    if not yes and _stdin_is_tty() and not typer.confirm(f"Delete {path}?"):
+    if not yes and _stdin_is_tty() and not typer.confirm(f"Delete {path or entry.id}?"):
         err.print("aborted")
         raise typer.Exit(1)
-    removed = remove_model(entry)
+    removed = remove_record(entry.id)
+    for candidate in (entry, *entry.variants):
+        removed.extend(remove_model(candidate))
     for p in removed:
         err.print(f"removed {p}")
     print(f"{entry.id} removed")

@@ -106,6 +106,7 @@ def solve(
     gpu_layers: opt.GpuLayersOpt = 0,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
+    optimize: opt.OptimizeOpt = True,
     no_log: NoLogOpt = False,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -123,7 +124,7 @@ def solve(
         say(err, f"ponder: nothing to do: all {len(problems)} problems are already in {out}")
         return
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env)
+                            api_key_env=api_key_env, optimize=optimize)
     loaded = load(err, engine, options)
     sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
     setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK,

@@ -22,6 +22,9 @@ class EngineOptions:
     slots: int = 8
     base_url: str | None = None
     api_key_env: str | None = None
+    optimize: bool = False
+    """Run a registered model's optimized copy when one exists. The CLI asks for it unless
+    given --no-optimize; scripts and benchmarks get the download unless they ask."""
 
 
 @dataclass
@@ -71,7 +74,7 @@ def _load_llama(options: EngineOptions) -> Loaded:
     from ponder.registry import resolve_model
     from ponder.sources import verify
 
-    resolved = resolve_model(options.model)
+    resolved = resolve_model(options.model, optimized=options.optimize)
     if resolved.entry is not None:
         verify(resolved.path, resolved.entry)
     engine = LlamaCppEngine(

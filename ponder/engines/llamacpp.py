@@ -55,6 +55,8 @@ CHATML_TEMPLATE = (
 # Flash attention on CPU: measured with benchmarks/parallel.py (see
 # benchmarks/results/parallel-qwen0.5b.txt); batched decode is faster with it on.
 DEFAULT_FLASH_ATTN = True
+# KV cache element types (K and V alike); q8_0 halves the cache and needs flash attention.
+KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
 # Shared steps: how long a step waits for other threads' generations to come back for
 # their next token, and how long a generation with no free slot waits before trying again.
 GATHER_S = 0.005
@@ -133,6 +135,16 @@ def _backend_init() -> None:
     if not _BACKEND_READY:
         llama_cpp.llama_backend_init()
         _BACKEND_READY = True
+
+
+def _kv_type(name: str, flash_attn: bool) -> str:
+    """Validate a KV cache type; llama.cpp needs flash attention for a quantized V cache."""
+    key = name.lower()
+    if key not in KV_TYPES:
+        raise InputError(f"unknown KV cache type {name!r}", f"choose from {', '.join(KV_TYPES)}")
+    if key != "f16" and not flash_attn:
+        raise InputError(f"a {key} KV cache needs flash attention", "turn flash attention on")
+    return key
 
 
 def _check_gguf(path: Path) -> None:
@@ -653,6 +665,8 @@ class LlamaCppEngine:
         flash_attn: bool | None = None,
         kv_size: int | None = None,
         n_batch: int = 512,
+        n_ubatch: int | None = None,
+        kv_type: str = "f16",
         verbose: bool = False,
     ) -> None:
         if n_slots < 1:
@@ -665,6 +679,8 @@ class LlamaCppEngine:
         self.n_threads = n_threads or free_cores()
         self.n_threads_batch = n_threads_batch or self.n_threads
         self.flash_attn = DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn
+        self.kv_type = _kv_type(kv_type, self.flash_attn)
+        self._n_ubatch = n_ubatch
         self._model: Any = None
         self._ctx: Any = None
         self._batch: _Batch | None = None
@@ -717,7 +733,8 @@ class LlamaCppEngine:
         p = llama_cpp.llama_context_default_params()
         p.n_ctx = self.kv_size
         p.n_batch = self.n_batch
-        p.n_ubatch = min(self.n_batch, 512)
+        p.n_ubatch = min(self.n_batch, self._n_ubatch or 512)
+        p.type_k = p.type_v = KV_TYPES[self.kv_type]
         p.n_seq_max = len(self._holder_tokens) + self.n_slots
         p.n_threads = self.n_threads
         p.n_threads_batch = self.n_threads_batch

@@ -34,10 +34,18 @@ def _alternatives(logprob: float, k: int) -> tuple[tuple[str, float], ...]:
 
 @dataclass(frozen=True)
 class Script:
-    """One queued output. `logprob` is reported for every token (confidence tests)."""
+    """One queued output. `logprob` is reported for every token (confidence tests).
+
+    `tokens` replays the output cut as a real tokenizer cut it (tags split across tokens);
+    by default the text is split into word-sized tokens.
+    """
 
     text: str
     logprob: float = -0.1
+    tokens: tuple[str, ...] | None = None
+
+    def pieces(self) -> deque[str]:
+        return deque(split_tokens(self.text) if self.tokens is None else self.tokens)
 
 
 @dataclass
@@ -62,7 +70,7 @@ class ScriptedGeneration:
 
     def _new_seq(self, index: int, text: str) -> _Seq:
         script = self._engine._next_script()
-        tokens = deque(split_tokens(script.text)) if script else deque()
+        tokens = script.pieces() if script else deque[str]()
         return _Seq(index=index, pending=tokens, logprob=script.logprob if script else 0.0,
                     text=text)
 
@@ -120,7 +128,7 @@ class ScriptedGeneration:
                 yield TokenEvent(s.index, text, injected=True)
             s.injections.clear()
             script = self._engine._next_script()
-            s.pending = deque(split_tokens(script.text)) if script else deque()
+            s.pending = script.pieces() if script else deque()
             if script:
                 s.logprob = script.logprob
         if not s.pending:

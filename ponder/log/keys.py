@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ponder import __version__
-from ponder.engines import Loaded
-from ponder.engines.base import Sampling
+from ponder.engines import EngineOptions, Loaded
+from ponder.engines.base import Message, Sampling
+from ponder.registry import FamilyDefaults
 from ponder.runner import Plan
 from ponder.thinking import ThinkingStyle, build_messages
 
@@ -74,7 +75,7 @@ def chain_key(fingerprint: str, prompt: str, sampling: Sampling) -> str:
     return digest({"model": fingerprint, "prompt": prompt, "sampling": fields})
 
 
-def cache_key(model: Model, question: str, style: ThinkingStyle, request: Request) -> str:
+def cache_key(model: Model, messages: Sequence[Message], request: Request) -> str:
     """The identity of a run: the same key, the same answer."""
     plan = request.plan
     return digest({
@@ -82,7 +83,7 @@ def cache_key(model: Model, question: str, style: ThinkingStyle, request: Reques
         "model": model.fingerprint,
         "defaults": model.defaults,
         "sampling": asdict(Sampling()),
-        "messages": build_messages(question.strip(), style),
+        "messages": list(messages),
         "strategy": plan.spec.name,
         "settings": plan.settings(),
         "seed": request.seed,
@@ -94,21 +95,27 @@ def cache_key(model: Model, question: str, style: ThinkingStyle, request: Reques
     })
 
 
+def question_messages(question: str, style: ThinkingStyle, defaults: FamilyDefaults,
+                      plan: Plan) -> list[Message]:
+    """The messages `make_task` gives the question (one-chain strategies get the family's
+    own system prompt), known before the model is loaded."""
+    system = defaults.single_system if plan.spec.single_chain else ""
+    return build_messages(question.strip(), style, system)
+
+
 FileHasher = Callable[[Path], str]
 
 
-def model_of_file(model_id: str, path: Path | None, entry: object | None,
-                  hasher: FileHasher, defaults: object = None) -> Model:
-    """A model file's identity: the registry's sha256 when it has one, else the file's.
-    Its registry entry and family defaults (sampling, prompt prefix) shape its runs."""
-    sha = getattr(entry, "sha256", "") or None
-    if sha is None and path is not None:
-        sha = hasher(path)
-    return Model(model_id, sha, sha, f"{entry!r} {defaults!r}")
+def model_of_file(model_id: str, path: Path, sha256: str | None, hasher: FileHasher,
+                  defaults: object = None) -> Model:
+    """A model file's identity: the registry's sha256 of that file when it has one, else
+    the file's own; its family defaults (sampling, prompts) shape its runs too."""
+    sha = sha256 or hasher(path)
+    return Model(model_id, sha, sha, repr(defaults))
 
 
-def model_before_load(kind: str, spec: str | None, hasher: FileHasher
-                      ) -> tuple[Model, ThinkingStyle] | None:
+def model_before_load(kind: str, options: EngineOptions, hasher: FileHasher
+                      ) -> tuple[Model, ThinkingStyle, FamilyDefaults] | None:
     """The model the llama engine would load, without loading it (None: not known yet)."""
     if kind != "llama":
         return None
@@ -116,22 +123,36 @@ def model_before_load(kind: str, spec: str | None, hasher: FileHasher
     from ponder.registry import resolve_model
 
     try:
-        resolved = resolve_model(spec)
+        resolved = resolve_model(options.model, optimized=options.optimize)
     except PonderError:
         return None  # loading will say what is wrong
-    model_id = resolved.entry.id if resolved.entry else resolved.path.name
-    model = model_of_file(model_id, resolved.path, resolved.entry, hasher, resolved.defaults)
-    return model, resolved.thinking
+    entry = resolved.entry  # it describes this very file (a download, variant or copy)
+    model_id = entry.id if entry else resolved.path.name
+    model = model_of_file(model_id, resolved.path, entry.sha256 if entry else None, hasher,
+                          resolved.defaults)
+    return model, resolved.thinking, resolved.defaults
 
 
 def model_of(loaded: Loaded, hasher: FileHasher) -> Model:
     """The loaded model's identity: its file's, or what the engine says of itself."""
-    from ponder.registry import load_registry
-
     path = getattr(loaded.engine, "path", None)
     if isinstance(path, Path):
-        entry = load_registry().find(loaded.model_id)
-        return model_of_file(loaded.model_id, path, entry, hasher, loaded.defaults)
+        return model_of_file(loaded.model_id, path, _registry_sha(loaded.model_id, path),
+                             hasher, loaded.defaults)
     own = getattr(loaded.engine, "fingerprint", None)
     return Model(loaded.model_id, None, own if isinstance(own, str) and own else None,
                  repr(loaded.defaults))
+
+
+def _registry_sha(model_id: str, path: Path) -> str | None:
+    """The registry's sha256 for `path` when it is the model's download or a published
+    variant of it (an optimized copy, or any other file, is hashed)."""
+    from ponder.registry import load_registry
+
+    entry = load_registry().find(model_id)
+    if entry is None:
+        return None
+    for candidate in (entry, *getattr(entry, "variants", ())):
+        if candidate.file == path.name and candidate.sha256:
+            return str(candidate.sha256)
+    return None

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ponder.config import load_config
-from ponder.engines import Loaded
-from ponder.engines.base import Sampling
+from ponder.engines import EngineOptions, Loaded
+from ponder.engines.base import Message, Sampling
 from ponder.errors import InputError
 from ponder.events import Result, Sample
 from ponder.log.db import LogError, log_path
@@ -28,11 +28,12 @@ from ponder.log.keys import (
     chain_key,
     model_before_load,
     model_of,
+    question_messages,
 )
 from ponder.log.store import Store
 from ponder.strategies.base import Task
 from ponder.strategies.memory import ChainRecord, PriorChain
-from ponder.thinking import ThinkingStyle
+from ponder.thinking import build_messages
 
 LOGGED_TOP_LOGPROBS = 5
 """Alternatives per token every logged chain keeps, so that any strategy's confidence can
@@ -103,17 +104,19 @@ class RunLog:
             self._store.close()
             self._store = None
 
-    def lookup(self, question: str, request: Request, engine: str, spec: str | None
+    def lookup(self, question: str, request: Request, engine: str, options: EngineOptions
                ) -> Entry | None:
         """Answer from the log before any model is loaded, when the engine allows it."""
         store = self.store
         if store is None or not self.switches.cache:
             return None
-        known = self.safely(lambda: model_before_load(engine, spec, store.file_sha256), None)
+        known = self.safely(lambda: model_before_load(engine, options, store.file_sha256),
+                            None)
         if known is None or known[0].fingerprint is None:
             return None
-        model, style = known
-        return self._hit(model, question, style, request)
+        model, style, defaults = known
+        return self._hit(model, question_messages(question, style, defaults, request.plan),
+                         request)
 
     def begin(self, task: Task, loaded: Loaded, request: Request, *,
               conversation: str | None = None, turn: int | None = None) -> Entry:
@@ -122,10 +125,11 @@ class RunLog:
         if store is None:
             return Entry(self, None, None)
         model = self._model(loaded, store)
-        hit = self._hit(model, task.question, loaded.style, request)
+        messages = build_messages(task.question, task.style, task.system)
+        hit = self._hit(model, messages, request)
         if hit is not None:
             return hit
-        key = cache_key(model, task.question, loaded.style, request)
+        key = cache_key(model, messages, request)
         fields = _start_fields(self.command, task, model, request, key)
         fields.update(conversation=conversation, turn=turn)
         run_id = self.safely(lambda: store.add_run(fields), None)
@@ -147,12 +151,11 @@ class RunLog:
                     lambda: model_of(loaded, store.file_sha256), fallback)
             return self._models[id(loaded)]
 
-    def _hit(self, model: Model, question: str, style: ThinkingStyle, request: Request
-             ) -> Entry | None:
+    def _hit(self, model: Model, messages: list[Message], request: Request) -> Entry | None:
         store = self.store
         if store is None or not self.switches.cache or model.fingerprint is None:
             return None
-        key = cache_key(model, question, style, request)
+        key = cache_key(model, messages, request)
         row = self.safely(lambda: store.cached(key), None)
         if row is None:
             return None

@@ -6,7 +6,7 @@ import difflib
 from typing import Any
 
 from ponder.errors import InputError
-from ponder.strategies import adaptive, beam, best_of_n, budget, confidence, cot, refine, vote
+from ponder.strategies import adaptive, beam, best_of_n, budget, confidence, cot, mcts, refine, vote
 from ponder.strategies.base import StrategySpec
 
 STRATEGIES: dict[str, StrategySpec[Any]] = {
@@ -20,6 +20,7 @@ STRATEGIES: dict[str, StrategySpec[Any]] = {
         best_of_n.SPEC,
         beam.SPEC,
         refine.SPEC,
+        mcts.SPEC,
     )
 }
 

@@ -55,6 +55,8 @@ class Task:
     budget: Budget
     prompt_tokens: int = 0
     interrupted: bool = False
+    system: str = ""
+    """The system prompt for prompted models ("" = the usual one)."""
     prefix: str = ""
     """Written at the start of the assistant turn (e.g. "<think>\\n"), unless the chat
     template already ends with it."""
@@ -65,7 +67,7 @@ class Task:
     @property
     def prompt(self) -> str:
         if self._prompt is None:
-            self._prompt = self.render(build_messages(self.question, self.style))
+            self._prompt = self.render(build_messages(self.question, self.style, self.system))
         return self._prompt
 
     def render(self, messages: Sequence[Message]) -> str:

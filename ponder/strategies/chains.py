@@ -11,6 +11,7 @@ missing ones, continues replayed chains that stopped short, and records every ch
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
@@ -25,13 +26,18 @@ from ponder.events import (
     Sample,
     SequenceDone,
     StrategyEvent,
-    StrategyNote,
     TokenEvent,
 )
 from ponder.strategies.base import Task
-from ponder.strategies.memory import PriorChain
 from ponder.strategies.probes import ProbeConfig, Probes
-from ponder.strategies.reuse import blocks, records, replay
+from ponder.strategies.reuse import (
+    PriorChain,
+    blocks,
+    continue_chain,
+    find_priors,
+    remember,
+    replay_all,
+)
 from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
@@ -54,6 +60,9 @@ class ChainState:
     confidence: float | None = None
     sample: Sample | None = None
     prior_tokens: int = 0
+    fork: int = 0
+    """Set by an `on_token` hook: fork this chain `fork` times after this token."""
+    forked_from: int | None = None
     index: int = 0
     stream: list[TokenEvent] = field(default_factory=list)
     ended: FinishReason | None = None
@@ -76,6 +85,9 @@ class ChainConfig:
     force_answers: bool = True
     label: str = ""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    reuse: bool = True
+    """Replay chains the run log holds; off for hooks that fork chains (the log keeps a
+    chain's tokens, not the forks a hook made along the way)."""
 
 
 def run_chains(
@@ -102,28 +114,26 @@ def run_chains(
     if task.interrupted or task.budget.out_of_time():
         return []
     prompt = task.prompt + prefix
-    run = _Run(task, config, prompt, prefix, prior_tokens, fit_context(task, prompt, sampling),
-               first_chain, on_token)
-    priors = run.find_priors(n)
+    run = ChainRun(task, config, prompt, prefix, prior_tokens, fit_context(task, prompt, sampling),
+               first_chain, on_token, n)
+    priors = find_priors(run)
     if not priors and task.budget.remaining() == 0:
         return []
     try:
-        yield from _replay_all(run, priors)
+        yield from replay_all(run, priors)
         for lo, count in blocks([i for i in range(n) if i not in run.states]):
             yield from _sample_block(run, lo, count)
         for st in [s for s in run.ordered() if s.sample is None and s.prior is not None]:
-            yield from _continue(run, st)
+            yield from continue_chain(run, st)
     except KeyboardInterrupt:
         task.interrupted = True
         for st in run.ordered():
             if st.sample is None:
-                st.ended = "interrupted"
-                st.sample = _finish(task, st, "interrupted")
-                yield _done_event(st.sample)
+                yield run.finish(st, "interrupted")
     ordered = run.ordered()
     if config.force_answers and not task.interrupted:
         yield from _force_answers(task, ordered, config)
-    run.remember(ordered)
+    remember(run, ordered)
     yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
     return [st.sample for st in ordered if st.sample is not None]
 
@@ -143,8 +153,10 @@ def _chain_sampling(task: Task, sampling: Sampling, first_chain: int, config: Ch
 
 
 @dataclass
-class _Run:
-    """One `run_chains` call: chain i (0-based here) is seeded `sampling.seed + i`."""
+class ChainRun:
+    """One `run_chains` call: chain i (0-based here) is seeded `sampling.seed + i`.
+
+    :mod:`ponder.strategies.reuse` drives it for the chains the log holds."""
 
     task: Task
     config: ChainConfig
@@ -154,6 +166,7 @@ class _Run:
     sampling: Sampling
     first_chain: int
     on_token: OnToken | None
+    n: int
     states: dict[int, ChainState] = field(default_factory=dict)
     keys: dict[int, str] = field(default_factory=dict)
 
@@ -167,96 +180,45 @@ class _Run:
     def ordered(self) -> list[ChainState]:
         return [self.states[i] for i in sorted(self.states)]
 
-    def feed(self, st: ChainState, event: TokenEvent, gen: Generation
-             ) -> Iterator[StrategyEvent]:
-        """A logged token through the live token handling, without counting the budget."""
-        return _on_token(self.task, gen, st, event, self.config, self.on_token, count=False)
-
-    def find_priors(self, n: int) -> dict[int, PriorChain]:
-        """The logged chains this call can replay (none while answer probes decide where
-        thinking ends: they need the live model)."""
-        memory = self.task.memory
-        if memory is None:
-            return {}
-        found: dict[int, PriorChain] = {}
-        for i in range(n):
-            self.keys[i] = key = memory.key(self.prompt, self.seeded(i))
-            prior = memory.prior(key, self.sampling.top_logprobs)
-            if prior is not None and prior.events and not self.config.probe.every:
-                found[i] = prior
-        return found
-
     def seeded(self, i: int) -> Sampling:
         """Chain i's sampling: its seed; only chain 0 may be the greedy one."""
         if not i:
             return self.sampling
         return self.sampling.with_(seed=self.sampling.seed + i, greedy_first=False)
 
-    def remember(self, ordered: list[ChainState]) -> None:
-        """Hand this call's chains to the task's memory (the run log)."""
-        if self.task.memory is not None:
-            self.task.memory.record(records(ordered, self.keys, self.sampling))
+    def feed(self, st: ChainState, event: TokenEvent, gen: Generation
+             ) -> Iterator[StrategyEvent]:
+        """A logged token through the live token handling, without counting the budget."""
+        return _on_token(self.task, gen, st, event, self.config, self.on_token, count=False)
+
+    def finish(self, st: ChainState, reason: FinishReason) -> ChainDone:
+        st.ended = reason
+        st.sample = _finish(self.task, st, reason)
+        return _done_event(st.sample)
+
+    def start(self, prompt: str, sampling: Sampling, count: int,
+              index_of: Callable[[int], int]) -> Generator[StrategyEvent, None, None]:
+        """Sample `count` chains continuing `prompt` (one engine call) with what budget is
+        left; the generation's sequence s is chain `index_of(s)`."""
+        task = self.task
+        remaining = task.budget.remaining()
+        budget = None if remaining is None else remaining - _reserve(remaining, count,
+                                                                     self.config)
+        gen = task.engine.start(prompt, fit_context(task, prompt, sampling), n=count,
+                                budget=budget)
+        task.prompt_tokens += task.engine.count_tokens(prompt)
+        yield from _drive(self, gen, index_of)
 
 
-def _replay_all(run: _Run, priors: dict[int, PriorChain]) -> Chains:
-    """Replay the logged chains; those to be continued are left without a sample."""
-    for i in sorted(priors):
-        st = run.new_state(i)
-        st.prior = priors[i]
-        yield ChainStarted(st.chain, run.config.label)
-        done = yield from replay(st, priors[i], max_tokens=run.sampling.max_tokens,
-                                 top_logprobs=run.sampling.top_logprobs, feed=run.feed)
-        st.reused = done.sampled
-        if done.reason is not None:
-            st.ended = done.reason
-            st.sample = _finish(run.task, st, done.reason)
-            yield _done_event(st.sample)
-    if priors:
-        saved = sum(run.states[i].reused for i in priors)
-        yield StrategyNote(f"{len(priors)} chain(s) from the log: {saved:,} tokens saved")
-    return []
-
-
-def _sample_block(run: _Run, lo: int, count: int) -> Generator[StrategyEvent, None, None]:
-    """Sample chains lo .. lo+count-1 together (one engine call) with what budget is left."""
+def _sample_block(run: ChainRun, lo: int, count: int) -> Generator[StrategyEvent, None, None]:
+    """Sample chains lo .. lo+count-1 together."""
     task = run.task
-    remaining = task.budget.remaining()
-    if task.interrupted or remaining == 0 or task.budget.out_of_time():
+    if task.interrupted or task.budget.remaining() == 0 or task.budget.out_of_time():
         return
-    budget = None if remaining is None else remaining - _reserve(remaining, count, run.config)
-    gen = task.engine.start(run.prompt, run.seeded(lo), n=count, budget=budget)
-    task.prompt_tokens += task.engine.count_tokens(run.prompt)
-    yield from _drive(run, gen, lambda seq: lo + seq)
+    yield from run.start(run.prompt, run.seeded(lo), count, lambda seq: lo + seq)
 
 
-def _continue(run: _Run, st: ChainState) -> Generator[StrategyEvent, None, None]:
-    """Sample the rest of a replayed chain, from its text so far."""
-    task = run.task
-    sampled = sum(not e.injected for e in st.stream)
-    left = run.sampling.max_tokens - sampled
-    remaining = task.budget.remaining()
-    if left <= 0 or remaining == 0 or task.interrupted or task.budget.out_of_time():
-        reason: FinishReason = "length" if left <= 0 else no_room_reason(task)
-        st.ended, st.sample = reason, _finish(task, st, reason)
-        yield _done_event(st.sample)
-        return
-    st.continued = True
-    prompt = task.prompt + st.text
-    seed = (run.sampling.seed + st.index + 7919 * sampled) & 0x7FFFFFFF
-    sampling = fit_context(task, prompt, run.seeded(st.index).with_(max_tokens=left, seed=seed))
-    budget = None if remaining is None else remaining - _reserve(remaining, 1, run.config)
-    gen = task.engine.start(prompt, sampling, n=1, budget=budget)
-    task.prompt_tokens += task.engine.count_tokens(prompt)
-    yield from _drive(run, gen, lambda _seq: st.index)
-
-
-def no_room_reason(task: Task) -> FinishReason:
-    if task.interrupted:
-        return "interrupted"
-    return "time" if task.budget.out_of_time() else "budget"
-
-
-def _drive(run: _Run, gen: Generation, index_of: Callable[[int], int]
+def _drive(run: ChainRun, gen: Generation, index_of: Callable[[int], int]
            ) -> Generator[StrategyEvent, None, None]:
     """Turn one generation's engine events into chain events (its chains by `index_of`)."""
     task = run.task
@@ -278,13 +240,13 @@ def _drive(run: _Run, gen: Generation, index_of: Callable[[int], int]
             if isinstance(event, TokenEvent):
                 st.stream.append(event)
                 yield from _on_token(task, gen, st, event, run.config, run.on_token)
+                if st.fork:
+                    yield from _fork(run, gen, st, event.seq, live)
                 if probes is not None and not event.injected and not st.capped:
                     probes.after_token(gen, event.seq, st.chain, st.thinking_tokens,
                                        st.splitter.phase == "thinking")
             elif isinstance(event, SequenceDone):
-                st.ended = event.reason
-                st.sample = _finish(task, st, event.reason)
-                yield _done_event(st.sample)
+                yield run.finish(st, event.reason)
             if task.budget.out_of_time():
                 for seq, other in live.items():
                     if other.sample is None:
@@ -302,6 +264,22 @@ def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
     if sampling.max_tokens <= room:
         return sampling
     return sampling.with_(max_tokens=max(1, room))
+
+
+def _fork(run: ChainRun, gen: Generation, st: ChainState, seq: int,
+          live: dict[int, ChainState]) -> Iterator[ChainStarted]:
+    """Fork the live sequence of `st` as its hook asked: each child continues from the
+    parent's text (and KV), as a new chain with a copy of the parent's state. Children
+    are numbered after every chain of the call; the log does not keep them (they are not
+    a prompt and a seed)."""
+    k, st.fork = st.fork, 0
+    for child in gen.fork(seq, k):
+        clone = copy.deepcopy(st)
+        clone.index = max([run.n - 1, *run.states]) + 1
+        clone.chain, clone.forked_from = run.first_chain + clone.index, st.chain
+        clone.stream, clone.prior, clone.continued = [], None, False
+        run.states[clone.index] = live[child] = clone
+        yield ChainStarted(clone.chain, run.config.label)
 
 
 def _new_state(task: Task, chain: int, prefix: str) -> ChainState:

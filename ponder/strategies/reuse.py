@@ -25,11 +25,23 @@ from typing import TYPE_CHECKING
 
 from ponder.engines.base import Generation, Sampling
 from ponder.errors import EngineError
-from ponder.events import EngineEvent, FinishReason, StrategyEvent, TokenEvent
+from ponder.events import (
+    ChainStarted,
+    EngineEvent,
+    FinishReason,
+    StrategyEvent,
+    StrategyNote,
+    TokenEvent,
+)
+from ponder.strategies.base import Task
 from ponder.strategies.memory import NATURAL_ENDS, ChainRecord, PriorChain
 
 if TYPE_CHECKING:
-    from ponder.strategies.chains import ChainState
+    from ponder.strategies.chains import ChainRun, ChainState
+
+__all__ = ["PriorChain", "blocks", "continue_chain", "find_priors", "remember", "replay",
+           "replay_all"]
+Events = Generator[StrategyEvent, None, None]
 
 Feed = Callable[["ChainState", TokenEvent, Generation], Iterator[StrategyEvent]]
 
@@ -82,6 +94,8 @@ def replay(
         i, sampled = i + 1, sampled + 1
         if probe.aborted is not None:
             return Replayed(probe.aborted, sampled)
+        if st.fork:  # a hook wants forks: only a live chain can give them
+            return Replayed(None, sampled)
         if probe.injected:
             text, probe.injected = probe.injected, ""
             end = injected_run(events, i, text)
@@ -119,6 +133,66 @@ def trim(event: TokenEvent, k: int) -> TokenEvent:
     if top is None or len(top) <= k:
         return dataclasses.replace(event, seq=0)
     return dataclasses.replace(event, seq=0, top_logprobs=top[:k] if k else None)
+
+
+def find_priors(run: ChainRun) -> dict[int, PriorChain]:
+    """The logged chains this call can replay (none while answer probes decide where
+    thinking ends, or where the config says so: they need the live model)."""
+    memory = run.task.memory
+    if memory is None:
+        return {}
+    usable = run.config.reuse and not run.config.probe.every
+    found: dict[int, PriorChain] = {}
+    for i in range(run.n):
+        run.keys[i] = key = memory.key(run.prompt, run.seeded(i))
+        prior = memory.prior(key, run.sampling.top_logprobs) if usable else None
+        if prior is not None and prior.events:
+            found[i] = prior
+    return found
+
+
+def replay_all(run: ChainRun, priors: dict[int, PriorChain]) -> Events:
+    """Replay the logged chains; those to be continued are left without a sample."""
+    for i in sorted(priors):
+        st = run.new_state(i)
+        st.prior = priors[i]
+        yield ChainStarted(st.chain, run.config.label)
+        done = yield from replay(st, priors[i], max_tokens=run.sampling.max_tokens,
+                                 top_logprobs=run.sampling.top_logprobs, feed=run.feed)
+        st.reused = done.sampled
+        if done.reason is not None:
+            yield run.finish(st, done.reason)
+    if priors:
+        saved = sum(run.states[i].reused for i in priors)
+        yield StrategyNote(f"{len(priors)} chain(s) from the log: {saved:,} tokens saved")
+
+
+def continue_chain(run: ChainRun, st: ChainState) -> Events:
+    """Sample the rest of a replayed chain from its text so far (seeded anew: the random
+    state of the logged run is not kept)."""
+    task = run.task
+    sampled = sum(not e.injected for e in st.stream)
+    left = run.sampling.max_tokens - sampled
+    if left <= 0 or task.budget.remaining() == 0 or task.interrupted:
+        yield run.finish(st, "length" if left <= 0 else no_room_reason(task))
+        return
+    if task.budget.out_of_time():
+        yield run.finish(st, "time")
+        return
+    st.continued = True
+    seed = (run.sampling.seed + st.index + 7919 * sampled) & 0x7FFFFFFF
+    sampling = run.seeded(st.index).with_(max_tokens=left, seed=seed)
+    yield from run.start(task.prompt + st.text, sampling, 1, lambda _seq: st.index)
+
+
+def no_room_reason(task: Task) -> FinishReason:
+    return "interrupted" if task.interrupted else "budget"
+
+
+def remember(run: ChainRun, states: Sequence[ChainState]) -> None:
+    """Hand the call's chains to the task's memory (the run log)."""
+    if run.task.memory is not None:
+        run.task.memory.record(records(states, run.keys, run.sampling))
 
 
 def records(states: Sequence[ChainState], keys: dict[int, str], sampling: Sampling

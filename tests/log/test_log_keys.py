@@ -10,17 +10,30 @@ from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine
 from ponder.events import TokenEvent
 from ponder.log.codec import decode, encode
-from ponder.log.keys import Model, Request, cache_key, chain_key, model_of, model_of_file
+from ponder.log.keys import (
+    Model,
+    Request,
+    cache_key,
+    chain_key,
+    model_of,
+    model_of_file,
+    question_messages,
+)
 from ponder.log.store import Store
+from ponder.registry import FamilyDefaults
 from ponder.runner import make_plan
 from ponder.strategies.effort import EFFORTS
+from ponder.thinking import ThinkingStyle
 
 MODEL = Model("m", "abc", "abc")
 
 
-def key(question: str = "What is 2 + 2?", model: Model = MODEL, **changes: Any) -> str:
+def key(question: str = "What is 2 + 2?", model: Model = MODEL, style: ThinkingStyle = "prompted",
+        **changes: Any) -> str:
     fields: dict[str, Any] = {"plan": make_plan("low", None), "seed": 0, **changes}
-    return cache_key(model, question, "prompted", Request(**fields))
+    request = Request(**fields)
+    messages = question_messages(question, style, FamilyDefaults(), request.plan)
+    return cache_key(model, messages, request)
 
 
 def test_the_cache_key_is_stable_and_follows_every_setting() -> None:
@@ -30,8 +43,8 @@ def test_the_cache_key_is_stable_and_follows_every_setting() -> None:
                 key(plan=make_plan("high", None)),
                 key(plan=make_plan("low", None, {"think_cap": "100"})), key(seed=1),
                 key(temperature=0.3), key(budget=100), key(seconds=5.0), key(ctx=2048),
-                key(history=(("q", "a"),)),
-                cache_key(MODEL, "What is 2 + 2?", "native", Request(make_plan("low", None)))]
+                key(history=(("q", "a"),)), key(style="native"),
+                key(model=Model("m", "abc", "abc", "other family defaults"))]
     assert len({key(), *variants}) == len(variants) + 1
 
 
@@ -70,6 +83,7 @@ def test_a_model_is_its_file_and_a_file_is_hashed_once(tmp_path: Path) -> None:
         return store.file_sha256(path)
 
     first = model_of_file("model.gguf", gguf, None, hasher)
+    assert calls == [gguf]
     assert first.sha256 == first.fingerprint and first.sha256 and len(first.sha256) == 64
     assert store.file_sha256(gguf) == first.sha256
     rows = store._read("SELECT count(*) FROM files")
@@ -78,17 +92,20 @@ def test_a_model_is_its_file_and_a_file_is_hashed_once(tmp_path: Path) -> None:
     assert store.file_sha256(gguf) != first.sha256
 
 
-class _Entry:
-    sha256 = "f" * 64
-
-
 def _never(path: Path) -> str:
     raise AssertionError(f"{path} should not be hashed")
 
 
 def test_the_registry_sha256_wins_over_hashing(tmp_path: Path) -> None:
-    model = model_of_file("x", tmp_path / "absent.gguf", _Entry(), _never)
-    assert model.fingerprint == "f" * 64 and model.defaults
+    model = model_of_file("x", tmp_path / "absent.gguf", "f" * 64, _never, FamilyDefaults())
+    assert model.fingerprint == "f" * 64 and "FamilyDefaults" in model.defaults
+
+
+def test_a_one_chain_strategy_gets_the_familys_own_prompt() -> None:
+    family = FamilyDefaults(single_system="Think, then box it.")
+    one = question_messages("q?", "prompted", family, make_plan(None, "cot"))
+    many = question_messages("q?", "prompted", family, make_plan(None, "vote"))
+    assert one[0]["content"] == "Think, then box it." and many[0]["content"] != one[0]["content"]
 
 
 def test_engines_without_a_file_have_no_fingerprint_unless_they_say() -> None:
