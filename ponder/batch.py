@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ponder.answers import equivalent
 from ponder.engines import Loaded
@@ -34,6 +34,9 @@ from ponder.errors import InputError, PonderError
 from ponder.events import Result, StrategyEvent
 from ponder.runner import Plan, drive, make_task, result_record, run_plan
 from ponder.strategies.base import Clock
+
+if TYPE_CHECKING:
+    from ponder.log.session import Binding
 
 FORMATS = ("txt", "jsonl", "csv")
 _SUFFIXES = {".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -270,6 +273,7 @@ class Setup:
     seconds: float | None = None
     clock: Clock = time.monotonic
     extra: dict[str, Any] = field(default_factory=dict)
+    log: Binding | None = None
 
 
 def problem_record(problem: Problem, result: Result, setup: Setup, seconds: float) -> Record:
@@ -504,10 +508,15 @@ def solve_problem(
         task = make_task(problem.question, setup.loaded, setup.sampling, budget=setup.budget,
                          seconds=setup.seconds, clock=setup.clock,
                          single_chain=setup.plan.spec.single_chain)
+        entry = setup.log.begin(task, setup.loaded) if setup.log else None
+        if entry is not None and entry.hit is not None:  # answered from the log
+            return entry.finish(problem_record(problem, entry.hit.result(), setup,
+                                               entry.hit.seconds))
         result = drive(run_plan(task, setup.plan), handle, stop)
     except InputError as exc:  # too long for the context, among others
         return error_record(problem, str(exc), setup, setup.clock() - started)
-    return problem_record(problem, result, setup, setup.clock() - started)
+    record = problem_record(problem, result, setup, setup.clock() - started)
+    return entry.finish(record, result) if entry is not None else record
 
 
 @dataclass

@@ -22,9 +22,11 @@ from ponder import batch
 from ponder.batch import Problem, Record, Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
+from ponder.cli._runlog import NoCacheOpt, NoLogOpt, open_log
 from ponder.engines import EngineOptions, Loaded
 from ponder.evaluation import percent, run_table, summarize
 from ponder.events import BudgetUpdate, StrategyEvent
+from ponder.log.keys import Request
 from ponder.runner import Plan, make_plan, parse_overrides
 
 CLOCK = time.monotonic
@@ -105,6 +107,8 @@ def solve(
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
+    no_log: NoLogOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Solve every problem in FILE; one JSON record per problem to --out or stdout."""
     batch.check_limit(limit)
@@ -123,7 +127,9 @@ def solve(
                             api_key_env=api_key_env, optimize=optimize)
     loaded = load(err, engine, options)
     sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
-    setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK)
+    setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK,
+                  log=open_log("solve", err, no_log, no_cache).bind(
+                      Request(plan, seed, temperature, budget, seconds, ctx)))
     workers = workers_for(err, requested, loaded, plan, options.slots)
     started = CLOCK()
     with closing_writer(out, resume, overwrite) as writer:

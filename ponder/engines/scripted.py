@@ -162,7 +162,13 @@ class ScriptedGeneration:
 
 
 class ScriptedEngine:
-    """Replays queued outputs. Records every prompt it was given in `prompts`."""
+    """Replays queued outputs. Records every prompt it was given in `prompts`.
+
+    `fingerprint` stands for a model file's sha256 (the run log keys its cache and chains
+    on it); without one, runs are logged but never answered from the log.
+    """
+
+    fingerprint: str | None = None
 
     def __init__(
         self,
