@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ponder.answers import equivalent
 from ponder.engines import Loaded
@@ -23,6 +23,9 @@ from ponder.problems import Problem
 from ponder.records import Record, RecordWriter
 from ponder.runner import Plan, drive, make_task, result_record, run_plan
 from ponder.strategies.base import Clock
+
+if TYPE_CHECKING:
+    from ponder.log.session import Binding, Entry
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Setup:
     seconds: float | None = None
     clock: Clock = time.monotonic
     config: str | None = None
+    log: Binding | None = None
 
 
 def _record_head(problem: Problem, setup: Setup, status: str) -> dict[str, Any]:
@@ -105,10 +109,20 @@ def solve_problem(
         task = make_task(problem.question, setup.loaded, setup.sampling, budget=setup.budget,
                          seconds=setup.seconds, clock=setup.clock,
                          single_chain=setup.plan.spec.single_chain)
+        entry = setup.log.begin(task, setup.loaded) if setup.log else None
+        if entry is not None and entry.hit is not None:  # answered from the log
+            return _logged(entry, problem_record(problem, entry.hit.result(), setup,
+                                                 entry.hit.seconds))
         result = drive(run_plan(task, setup.plan), handle, stop)
     except InputError as exc:  # too long for the context, among others
         return error_record(problem, str(exc), setup, setup.clock() - started)
-    return problem_record(problem, result, setup, setup.clock() - started)
+    record = problem_record(problem, result, setup, setup.clock() - started)
+    return _logged(entry, record, result) if entry is not None else record
+
+
+def _logged(entry: Entry, record: Record, result: Result | None = None) -> Record:
+    """`record` as the run log completes it (`cached`, `reuse`, `log_id`)."""
+    return cast(Record, entry.finish(cast(dict[str, Any], record), result))
 
 
 @dataclass

@@ -25,9 +25,10 @@ class Record(TypedDict, total=False):
 
     Every record has `id`, `status` ("ok", "interrupted" or "error"), `question`, `answer`,
     `reference`, `correct`, `tokens` and `seconds` (and `config` in `ponder eval`). Records
-    of problems that ran carry the rest of `ponder ask --json`'s object; error records carry
-    the `error` and the model, effort and strategy. Records read back from a file are only
-    checked for a text `id`.
+    of problems that ran carry the rest of `ponder ask --json`'s object (and, when the run
+    log is on, `cached`, `reuse` and `log_id`); error records carry the `error` and the
+    model, effort and strategy. Records read back from a file are only checked for a text
+    `id`.
     """
 
     id: str
@@ -52,6 +53,9 @@ class Record(TypedDict, total=False):
     interrupted: bool
     samples: list[dict[str, Any]]
     votes: dict[str, float]
+    cached: bool
+    reuse: dict[str, int]
+    log_id: int | None
 
 
 class RecordWriter:

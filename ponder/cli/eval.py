@@ -5,6 +5,8 @@ seed. The report (stdout) is a table (accuracy with a 95% Wilson interval, mean 
 mean seconds, tokens per correct answer) and a test-time-scaling chart; `--plot` also
 writes the chart as a PNG. Records go to --out as JSON Lines, one per problem and
 configuration, so `ponder eval --report FILE` redraws everything without running again.
+Runs are logged and repeats answered from the log (with the cost they had), but no run
+builds on another's chains: each configuration's tokens and seconds are its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ponder import batch
 from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
+from ponder.cli._runlog import NoCacheOpt, NoLogOpt, open_log
 from ponder.cli._runs import closing_writer, finish_interrupted, say, workers_for
 from ponder.cli.progress import progress_view
 from ponder.cli.replay_view import replay_point, replay_points, replay_table
@@ -30,6 +33,7 @@ from ponder.cli.tables import eval_table
 from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
 from ponder.evaluation import Summary, config_label, latest, summarize_all
+from ponder.log.keys import Request
 from ponder.plot import points_from, terminal_chart, write_png
 from ponder.problems import Problem, check_limit, load_problems, pending
 from ponder.records import Record, check_output, prepare_resume, read_records
@@ -122,6 +126,8 @@ def eval_command(
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
+    no_log: NoLogOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Compare efforts or strategies on DATA: accuracy (95% CI), tokens, time, and a plot."""
     err = Console(stderr=True)
@@ -149,6 +155,7 @@ def eval_command(
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
                             api_key_env=api_key_env, optimize=optimize)
     loaded: Loaded | None = None
+    log = open_log("eval", err, no_log, no_cache, reuse=False)
     records = list(earlier)
     interrupted = False
     with closing_writer(out, resume, overwrite, stdout=False) as writer:
@@ -160,7 +167,9 @@ def eval_command(
                 loaded = load(err, engine, options)
             sampling = sampling_for(loaded, seed, temperature,
                                     single_chain=config.plan.spec.single_chain)
-            setup = Setup(loaded, config.plan, sampling, budget, seconds, CLOCK, config.label)
+            request = Request(config.plan, seed, temperature, budget, seconds, ctx)
+            setup = Setup(loaded, config.plan, sampling, budget, seconds, CLOCK, config.label,
+                          log.bind(request))
             workers = workers_for(err, requested, loaded, config.plan)
             name = f"{config.label} ({i}/{len(configs)})"
             with progress_view(err, len(todo), name) as view:

@@ -18,11 +18,13 @@ from ponder import batch
 from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
+from ponder.cli._runlog import NoCacheOpt, NoLogOpt, open_log
 from ponder.cli._runs import closing_writer, finish_interrupted, say, workers_for
 from ponder.cli.progress import progress_view
 from ponder.cli.tables import run_table
 from ponder.engines import EngineOptions
 from ponder.evaluation import summarize
+from ponder.log.keys import Request
 from ponder.problems import Problem, check_limit, load_problems, pending
 from ponder.records import Record, check_output, prepare_resume
 from ponder.runner import make_plan, parse_overrides
@@ -69,6 +71,8 @@ def solve(
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
+    no_log: NoLogOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Solve every problem in FILE; one JSON record per problem to --out or stdout."""
     check_limit(limit)
@@ -87,7 +91,9 @@ def solve(
                             api_key_env=api_key_env, optimize=optimize)
     loaded = load(err, engine, options)
     sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
-    setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK)
+    setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK,
+                  log=open_log("solve", err, no_log, no_cache).bind(
+                      Request(plan, seed, temperature, budget, seconds, ctx)))
     workers = workers_for(err, requested, loaded, plan)
     started = CLOCK()
     with closing_writer(out, resume, overwrite) as writer:

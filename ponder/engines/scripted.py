@@ -184,9 +184,13 @@ class ScriptedGeneration:
 class ScriptedEngine:
     """Replays queued outputs. Records every prompt it was given in `prompts`.
 
-    Not thread-safe (one queue of scripts); subclasses that are may say so."""
+    Not thread-safe (one queue of scripts); subclasses that are may say so. `fingerprint`
+    stands for a model file's sha256 (the run log keys its cache and chains on it); without
+    one, runs are logged but never answered from the log.
+    """
 
     thread_safe = False
+    fingerprint: str | None = None
 
     def __init__(
         self,

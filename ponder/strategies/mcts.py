@@ -184,7 +184,7 @@ class Search:
         ex, first, width = Expansion(leaf), self.next_chain, self.width()
         sampling = self.task.sampling.with_(
             max_tokens=self.opts.step_tokens + self.opts.rollout_tokens, stop=())
-        config = ChainConfig(force_answers=False, label=f"depth {leaf.depth + 1}")
+        config = ChainConfig(force_answers=False, reuse=False, label=f"depth {leaf.depth + 1}")
         with holding(self.task.budget, self.held()):
             samples = yield from run_chains(
                 self.task, width, config, sampling=sampling, first_chain=first,
