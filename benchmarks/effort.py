@@ -1,19 +1,22 @@
 """Every `--effort` level against plain greedy decoding, from one sampling run.
 
-    python benchmarks/effort.py --model qwen2.5-coder-1.5b --limit 40 \
+    python benchmarks/effort.py --model qwen2.5-coder-1.5b --limit 30 \
         --samples benchmarks/results/samples-qwen1.5b.jsonl \
         --baseline benchmarks/results/baseline-qwen1.5b.jsonl \
+        --low benchmarks/results/low-qwen1.5b.jsonl \
         --out benchmarks/results/effort-qwen1.5b.txt
 
 1. The greedy baseline: `benchmarks/baseline.py` (plain llama-cpp-python, one greedy chain).
 2. One sampling run: `ponder eval DATA --samples N` (the greedy chain, then N-1 samples at
    the family's temperature, every chain's answer, tokens and confidence recorded).
-3. Each effort level is replayed on those chains with its own decision code
-   (`ponder.replay.replayable`): `low` is the greedy chain, `medium`/`auto` run the
-   adaptive stopping rule over random orders of the samples after the greedy chain, `high`
-   votes over the greedy chain and random draws of the samples.
+3. `low` runs for real: `ponder eval --effort low` (one greedy chain with the family's
+   one-chain prompt, on the downloaded weights).
+4. `medium`, `high` and `auto` are replayed on the sampling run's chains with their own
+   decision code (`ponder.replay.replayable`): `medium`/`auto` run the adaptive stopping
+   rule over random orders of the samples after the greedy chain, `high` votes over the
+   greedy chain and random draws of the samples.
 
-Steps 1 and 2 run only when their files are missing (both resume). The time per question
+Steps 1 to 3 run only when their files are missing (all resume). The time per question
 of a level is estimated from this run's measured decode rates: one chain at the baseline's
 rate, several chains at the sampling run's rate. The last line is
 `effort: greedy=A low=B medium=C high=D auto=E tokens: greedy=a low=b medium=c high=d auto=e (n=N)`.
@@ -69,6 +72,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=6, help="chains per problem in the sampling run")
     ap.add_argument("--samples", type=Path, required=True)
     ap.add_argument("--baseline", type=Path, required=True)
+    ap.add_argument("--low", type=Path, required=True,
+                    help="records of `ponder eval --effort low` (run when missing)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--draws", type=int, default=400)
     ap.add_argument("--out", type=Path, default=None)
@@ -83,10 +88,16 @@ def main() -> None:
         resume = ["--resume"] if args.samples.exists() else []
         ensure(args.samples, [py, "-m", "ponder", "eval", str(args.data), "--samples",
                               str(args.n), "--limit", str(args.limit), "--model", args.model,
-                              "--threads", str(args.threads), "--out", str(args.samples),
-                              *resume])
+                              "--no-optimize", "--threads", str(args.threads), "--out",
+                              str(args.samples), *resume])
+    if not args.low.exists() or len(read(args.low)) < args.limit:
+        resume = ["--resume"] if args.low.exists() else []
+        ensure(args.low, [py, "-m", "ponder", "eval", str(args.data), "--effort", "low",
+                          "--limit", str(args.limit), "--model", args.model, "--no-optimize",
+                          "--threads", str(args.threads), "--out", str(args.low), *resume])
     base = {r["id"]: r for r in read(args.baseline)}
-    sample_records = [r for r in read(args.samples) if r["id"] in base]
+    low = {r["id"]: r for r in read(args.low)}
+    sample_records = [r for r in read(args.samples) if r["id"] in base and r["id"] in low]
     problems = chains_from_records(sample_records)
     ids = {p.id for p in problems}
     greedy = [base[i] for i in ids]
@@ -104,7 +115,11 @@ def main() -> None:
     right = sum(equivalent(r["answer"], r["reference"]) for r in greedy)
     acc["greedy"], tokens["greedy"] = right, sum(r["tokens"] for r in greedy) / n
     secs["greedy"] = sum(r["seconds"] for r in greedy) / n
-    for level in LEVELS:
+    lows = [low[i] for i in ids]
+    acc["low"] = sum(bool(r["correct"]) for r in lows)
+    tokens["low"] = sum(r["tokens"] for r in lows) / n
+    secs["low"] = tokens["low"] / one_rate
+    for level in LEVELS[1:]:
         plan = make_plan(level, None)
         rp = replayable(plan.spec.name, plan.options)
         point = replay.curve(level, rp.policy, rp.k, with_greedy=rp.with_greedy)

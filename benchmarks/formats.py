@@ -2,7 +2,7 @@
 
     python benchmarks/formats.py --model qwen2.5-coder-0.5b --formats download q4_0 \
         [--data ../shared/data/gsm8k-dev.jsonl] [--limit 100] [--max-tokens 512]
-        [--concurrency 8] [--threads T] [--out benchmarks/results/formats.jsonl]
+        [--concurrency 8] [--threads T] [--chunk K] [--out benchmarks/results/formats.jsonl]
 
 Every format answers the same first --limit problems greedily (temperature 0), with the
 model's chat template and the system prompt of benchmarks/baseline.py ("Think step by step,
@@ -129,6 +129,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--threads", type=int, default=None, help="default: free cores")
     ap.add_argument("--out", type=Path, default=None, help="JSON lines, resumed if present")
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="run the formats in turn on this many problems at a time, so a run "
+                    "stopped early still compares them on the same problems (0: all at once)")
     args = ap.parse_args()
 
     import _machine
@@ -149,8 +152,11 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="ponder-formats-") as tmp:
             files = make_formats(download, args.formats, Path(tmp), args.threads)
-            for fmt, path in files.items():
-                results[fmt] = solve_all(path, fmt, problems, args, done, sink)
+            step = args.chunk or len(problems)
+            for start in range(0, len(problems), step):
+                for fmt, path in files.items():
+                    chunk = solve_all(path, fmt, problems[start:start + step], args, done, sink)
+                    results.setdefault(fmt, []).extend(chunk)
     finally:
         if sink:
             sink.close()

@@ -101,6 +101,10 @@ class FamilyDefaults:
     min_p: float = 0.05
     single_temperature: float = 0.6
     assistant_prefix: str = ""
+    single_system: str = ""
+    """System prompt of one-chain strategies on prompted models ("" = the usual one)."""
+    single_prefill: bool = True
+    """Whether one-chain strategies also start the turn with `assistant_prefix`."""
     source: str = ""
 
 
@@ -284,6 +288,8 @@ def _parse_family(name: str, raw: Any) -> FamilyDefaults:
             values[key] = float(value)
         elif key == "top_k":
             values[key] = _require(raw, key, int, where)
+        elif key == "single_prefill":
+            values[key] = _require(raw, key, bool, where)
         else:
             values[key] = _require(raw, key, str, where)
     return FamilyDefaults(**values)

@@ -65,8 +65,11 @@ def make_task(
     budget: int | None = None,
     seconds: float | None = None,
     clock: Clock = time.monotonic,
+    single_chain: bool = False,
 ) -> Task:
-    """A validated task: a non-empty question whose prompt leaves room to answer."""
+    """A validated task: a non-empty question whose prompt leaves room to answer.
+
+    `single_chain` tasks (cot, budget) get the family's one-chain prompt and turn start."""
     question = question.strip()
     if not question:
         raise InputError("the question is empty")
@@ -75,8 +78,10 @@ def make_task(
                                    f"the limit is {MAX_QUESTION_CHARS:,}")
     if budget is not None and budget < 1:
         raise InputError("--budget must be at least 1 token")
+    d = loaded.defaults
     task = Task(question, loaded.engine, loaded.style, sampling, Budget(budget, seconds, clock),
-                prefix=loaded.defaults.assistant_prefix)
+                system=d.single_system if single_chain else "",
+                prefix=d.assistant_prefix if d.single_prefill or not single_chain else "")
     used = loaded.engine.count_tokens(task.prompt)
     room = loaded.engine.context_length - used
     if room < MIN_ANSWER_ROOM:

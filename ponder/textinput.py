@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ponder.errors import InputError
 
 if TYPE_CHECKING:
-    from ponder.batch import Problem
+    from ponder.problems import Problem
 
 _BAD = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 BOM = "\ufeff"

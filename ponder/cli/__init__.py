@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ponder import __version__
-from ponder.cli import ask, eval, models, solve, strategies
+from ponder.cli import ask, chat, eval, logs, models, solve, strategies
 from ponder.cli._errors import report
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.add_typer(models.app, name="models")
 app.command("solve")(solve.solve)
 app.command("eval")(eval.eval_command)
 app.command("strategies")(strategies.strategies)
+app.command("chat")(chat.chat)
+app.add_typer(logs.app, name="logs")
 
 
 def _version(value: bool) -> None:

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,10 +14,12 @@ from rich.console import Console
 from ponder import textinput
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
+from ponder.cli._runlog import NoCacheOpt, NoLogOpt, answer_from_log, open_log
 from ponder.cli.render import Renderer, ThinkingMode, print_answer
-from ponder.engines import EngineOptions, Loaded
+from ponder.engines import EngineOptions, default_engine
 from ponder.errors import InputError
 from ponder.events import Result
+from ponder.log.keys import Request
 from ponder.runner import (
     drive,
     make_plan,
@@ -66,6 +68,8 @@ def ask(
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
+    no_log: NoLogOpt = False,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Ask a question; the answer goes to stdout, the thinking digest to stderr."""
     text = read_question(question, file)
@@ -75,23 +79,32 @@ def ask(
     err = Console(stderr=True, quiet=quiet)
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
                             api_key_env=api_key_env, optimize=optimize)
-    loaded = load(err, engine, options)
-    sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
-    task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK)
+    log = open_log("ask", err, no_log, no_cache)
+    request = Request(plan, seed, temperature, budget, seconds, ctx)
+    entry = log.lookup(text, request, engine or default_engine(), options)
+    if entry is None:
+        loaded = load(err, engine, options)
+        sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
+        task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK,
+                         single_chain=plan.spec.single_chain)
+        entry = log.begin(task, loaded, request)
+    if entry.hit is not None:
+        answer_from_log(entry, text, plan, err, mode, json_out=json_out, quiet=quiet)
+        return
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:
         result = drive(run_plan(task, plan), renderer.handle)
     elapsed = CLOCK() - started
-    _emit(text, result, loaded, plan, elapsed, renderer, json_out=json_out, quiet=quiet)
+    record = entry.finish(result_record(text, result, loaded, plan, elapsed), result)
+    _emit(record, result, renderer, json_out=json_out, quiet=quiet)
     if result.interrupted:
         raise typer.Exit(130)
 
 
-def _emit(question: str, result: Result, loaded: Loaded, plan: object, elapsed: float,
-          renderer: Renderer, *, json_out: bool, quiet: bool) -> None:
+def _emit(record: dict[str, Any], result: Result, renderer: Renderer, *, json_out: bool,
+          quiet: bool) -> None:
     out = Console()
     if json_out:
-        record = result_record(question, result, loaded, plan, elapsed)  # type: ignore[arg-type]
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     elif quiet:

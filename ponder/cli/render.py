@@ -1,8 +1,10 @@
 """The terminal renderer: consumes strategy events, draws progress on stderr.
 
 Summary mode shows a live digest (one line for one chain, a panel for many) and afterwards
-a collapsed summary of the thinking; full mode streams the thinking dimmed; hidden mode
-shows a spinner. The answer itself goes to stdout through :func:`print_answer`.
+an extractive summary of how the thinking reached the answer (:mod:`ponder.summary`);
+full mode streams the thinking dimmed; hidden mode shows a spinner. The answer itself goes
+to stdout through :func:`print_answer`. Math in answers and summaries is drawn readably
+(:mod:`ponder.cli.mathtext`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from ponder.cli.mathtext import to_markdown, to_text
 from ponder.events import (
     BudgetUpdate,
     ChainDone,
@@ -31,11 +34,11 @@ from ponder.events import (
     StrategyNote,
     VoteUpdate,
 )
+from ponder.summary import summarize
 
 ThinkingMode = Literal["summary", "full", "hidden"]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MAX_ROWS = 12
-MAX_HEADLINES = 8
 
 
 @dataclass
@@ -58,18 +61,6 @@ def latest_sentence(text: str) -> str:
     if not complete and text.rstrip().endswith((".", "!", "?")):
         complete = parts
     return " ".join(complete[-1].split()) if complete else ""
-
-
-def headlines(thinking: str, limit: int = MAX_HEADLINES) -> list[str]:
-    """The first sentence of each reasoning paragraph."""
-    paragraphs = [p for p in re.split(r"\n\s*\n", thinking) if p.strip()]
-    if len(paragraphs) < 2:
-        paragraphs = [p for p in thinking.splitlines() if p.strip()]
-    heads = [" ".join(_SENTENCE_END.split(p.strip())[0].split()) for p in paragraphs]
-    if len(heads) > limit:
-        skipped = len(heads) - limit + 1
-        heads = [*heads[: limit // 2], f"… {skipped} more", *heads[-(limit - limit // 2 - 1):]]
-    return heads
 
 
 class Renderer:
@@ -164,7 +155,8 @@ class Renderer:
         line = Text(f"{verb} · {elapsed:.1f}s · {view.tokens} tokens", style="bold")
         sentence = latest_sentence(view.tail)
         if sentence and view.phase == "thinking":
-            line.append(f" · {sentence}", style="dim")
+            line.append(" · ", style="dim")
+            line.append_text(to_text(sentence, style="dim"))
         line.truncate(max(20, self.console.width - 3), overflow="ellipsis")
         return Spinner("dots", line)
 
@@ -209,10 +201,16 @@ class Renderer:
             if result.votes:
                 self.console.print(tally_bars(result.votes, self.console.width))
         elif self.mode == "summary":
-            for line in headlines(result.thinking):
-                text = Text(f"  • {line}", style="dim")
-                text.truncate(max(20, self.console.width - 1), overflow="ellipsis")
-                self.console.print(text)
+            for line in summarize(result.thinking, result.answer):
+                self.console.print(summary_line(line, self.console.width))
+
+
+def summary_line(line: str, width: int) -> Text:
+    """One line of the thinking summary, math readable, cut to the terminal's width."""
+    head = "  " if line.startswith("→") else "  • "
+    text = to_text(head + line, style="dim")
+    text.truncate(max(20, width - 1), overflow="ellipsis")
+    return text
 
 
 def tally_bars(tally: dict[str, float], width: int) -> RenderableType:
@@ -231,12 +229,13 @@ def tally_bars(tally: dict[str, float], width: int) -> RenderableType:
 
 
 def print_answer(console: Console, result: Result) -> None:
-    """The answer text on stdout: Markdown in a terminal, plain text otherwise."""
+    """The answer text on stdout: Markdown with readable math in a terminal, the model's
+    raw text otherwise."""
     text = result.text.strip() or (result.answer or "")
     if not text:
         return
     if console.is_terminal:
-        console.print(Markdown(text))
+        console.print(Markdown(to_markdown(text)))
     else:
         console.file.write(text + "\n")
         console.file.flush()

@@ -27,9 +27,6 @@ class TemplateInfo:
     add_bos: bool | None = None
 
 
-_QUIET: Any = None  # keeps the ctypes log callback alive while llama.cpp holds it
-
-
 def template_info(path: Path) -> TemplateInfo | None:
     """The chat template of a GGUF file, or None when it has none or cannot be read."""
     with _vocab(path) as model:
@@ -58,8 +55,10 @@ def _vocab(path: Path) -> Iterator[Any]:
         return
     import llama_cpp
 
-    _quiet(llama_cpp)
-    llama_cpp.llama_backend_init()
+    from ponder.engines.llamacpp.capi import backend_init, configure_logging
+
+    configure_logging(verbose=False)
+    backend_init()
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
@@ -68,14 +67,6 @@ def _vocab(path: Path) -> Iterator[Any]:
     finally:
         if model:
             llama_cpp.llama_model_free(model)
-
-
-def _quiet(llama_cpp: Any) -> None:
-    """Keep llama.cpp's loading log off stderr (the engine sets the same callback)."""
-    global _QUIET
-    if _QUIET is None:
-        _QUIET = llama_cpp.llama_log_callback(lambda level, text, data: None)
-        llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p(0))
 
 
 def _meta(model: Any, key: str) -> str:

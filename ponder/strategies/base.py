@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, get_type_hints
 
-from ponder.engines.base import Engine, Sampling
+from ponder.engines.base import Engine, Message, Sampling
 from ponder.errors import InputError
 from ponder.events import Result, StrategyEvent
+from ponder.strategies.memory import ChainMemory
 from ponder.thinking import ThinkingStyle, build_messages, prompt_opens_think
 
 Clock = Callable[[], float]
@@ -54,20 +55,28 @@ class Task:
     budget: Budget
     prompt_tokens: int = 0
     interrupted: bool = False
+    system: str = ""
+    """The system prompt for prompted models ("" = the usual one)."""
     prefix: str = ""
     """Written at the start of the assistant turn (e.g. "<think>\\n"), unless the chat
     template already ends with it."""
     _prompt: str | None = None
+    memory: ChainMemory | None = None
+    """Earlier chains to build on and to add this task's chains to (the run log), if any."""
 
     @property
     def prompt(self) -> str:
         if self._prompt is None:
-            rendered = self.engine.chat_prompt(build_messages(self.question, self.style))
-            prefix = self.prefix
-            if prefix and rendered.rstrip().endswith(prefix.strip()):
-                prefix = ""
-            self._prompt = rendered + prefix
+            self._prompt = self.render(build_messages(self.question, self.style, self.system))
         return self._prompt
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """`messages` through the chat template, then the assistant-turn prefix."""
+        rendered = self.engine.chat_prompt(messages)
+        prefix = self.prefix
+        if prefix and rendered.rstrip().endswith(prefix.strip()):
+            prefix = ""
+        return rendered + prefix
 
     @property
     def opens_think(self) -> bool:

@@ -5,13 +5,17 @@ chains continue from), splits each into thinking and answer as it streams, close
 at a cap, keeps to the task's token and time budget, and turns engine events into chain
 events. When budget or time runs out it forces final answers from the partial chains with
 what is left; on Ctrl-C it stops and keeps what was produced. It returns the samples.
+With a task memory (the run log) it replays the chains the log holds, samples only the
+missing ones, continues replayed chains that stopped short, and records every chain.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ponder.answers import extract_answer
 from ponder.engines.base import Generation, Sampling
@@ -26,12 +30,22 @@ from ponder.events import (
     StrategyEvent,
     TokenEvent,
 )
-from ponder.strategies.base import Task
+from ponder.strategies.base import Task, require
 from ponder.strategies.probes import ProbeConfig, Probes
+from ponder.strategies.reuse import (
+    PriorChain,
+    blocks,
+    continue_chain,
+    find_priors,
+    remember,
+    replay_all,
+)
 from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
+MAX_CHAINS = 256
+"""The most chains a strategy may run for one question."""
 
 
 @dataclass
@@ -53,6 +67,12 @@ class ChainState:
     fork: int = 0
     """Set by an `on_token` hook: fork this chain `fork` times after this token."""
     forked_from: int | None = None
+    index: int = 0
+    stream: list[TokenEvent] = field(default_factory=list)
+    ended: FinishReason | None = None
+    prior: PriorChain | None = None
+    reused: int = 0
+    continued: bool = False
 
 
 OnToken = Callable[[ChainState, TokenEvent], "FinishReason | None"]
@@ -69,6 +89,44 @@ class ChainConfig:
     force_answers: bool = True
     label: str = ""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    reuse: bool = True
+    """Replay chains the run log holds; off for hooks that fork chains (the log keeps a
+    chain's tokens, not the forks a hook made along the way)."""
+
+
+@dataclass
+class ChainOptions:
+    """The options every chain-of-thought strategy shares (a base for their options):
+    the thinking cap of each chain and the tokens kept back so that a chain cut short
+    can still state an answer."""
+
+    think_cap: int | None = 1024
+    answer_reserve: int = 64
+
+    def validate(self) -> None:
+        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
+        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+
+    def chain_config(self, **changes: Any) -> ChainConfig:
+        """The ChainConfig of these options, with `changes` (a label, answer_tokens, ...)."""
+        return ChainConfig(think_cap=self.think_cap, answer_reserve=self.answer_reserve,
+                           **changes)
+
+
+def mean_probability() -> OnToken:
+    """An on_token hook keeping each chain's confidence at its geometric-mean token
+    probability (exp of the mean logprob), updated in O(1) per token."""
+    sums: dict[int, tuple[float, int]] = {}
+
+    def hook(st: ChainState, event: TokenEvent) -> None:
+        if event.logprob is None:
+            return
+        total, count = sums.get(st.chain, (0.0, 0))
+        total, count = total + event.logprob, count + 1
+        sums[st.chain] = (total, count)
+        st.confidence = math.exp(total / count)
+
+    return hook
 
 
 def run_chains(
@@ -87,63 +145,153 @@ def run_chains(
     `prior_tokens` continues chains whose first `prior_tokens` tokens are in `prefix`
     (a chain resumed after a stop): their token counts start there. Chain k is seeded
     with seed + k, so chains started in later rounds (first_chain > 0) differ from the
-    first round's.
+    first round's. When the task has a memory (the run log), chains it already holds are
+    replayed instead of sampled (see :mod:`ponder.strategies.reuse`): they cost no budget,
+    and only the missing chains are sampled, with the seeds they would have had.
     """
-    sampling = sampling or task.sampling
+    sampling = _chain_sampling(task, sampling or task.sampling, first_chain, config)
+    if task.interrupted or task.budget.out_of_time():
+        return []
+    prompt = task.prompt + prefix
+    run = ChainRun(task, config, prompt, prefix, prior_tokens, fit_context(task, prompt, sampling),
+               first_chain, on_token, n)
+    priors = find_priors(run)
+    if not priors and task.budget.remaining() == 0:
+        return []
+    try:
+        yield from replay_all(run, priors)
+        for lo, count in blocks([i for i in range(n) if i not in run.states]):
+            yield from _sample_block(run, lo, count)
+        for st in [s for s in run.ordered() if s.sample is None and s.prior is not None]:
+            yield from continue_chain(run, st)
+    except KeyboardInterrupt:
+        task.interrupted = True
+        for st in run.ordered():
+            if st.sample is None:
+                yield run.finish(st, "interrupted")
+    ordered = run.ordered()
+    if config.force_answers and not task.interrupted:
+        yield from _force_answers(task, ordered, config)
+    remember(run, ordered)
+    yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
+    return [st.sample for st in ordered if st.sample is not None]
+
+
+def _chain_sampling(task: Task, sampling: Sampling, first_chain: int, config: ChainConfig
+                    ) -> Sampling:
+    """The first chain's sampling: its seed, the cap's token limit, the logged alternatives."""
     if first_chain:
         sampling = sampling.with_(seed=sampling.seed + first_chain)
     if config.think_cap is not None:
         limit = config.think_cap + config.answer_tokens
         sampling = sampling.with_(max_tokens=min(sampling.max_tokens, limit))
-    remaining = task.budget.remaining()
-    if task.interrupted or remaining == 0 or task.budget.out_of_time():
-        return []
-    budget = None if remaining is None else remaining - _reserve(remaining, n, config)
-    prompt = task.prompt + prefix
-    sampling = fit_context(task, prompt, sampling)
-    gen = task.engine.start(prompt, sampling, n=n, budget=budget)
-    task.prompt_tokens += task.engine.count_tokens(prompt)
-    states: dict[int, ChainState] = {}
-    probes = Probes(task, config.probe) if config.probe.every else None
+    memory = task.memory
+    if memory is not None and sampling.top_logprobs < memory.top_logprobs:
+        sampling = sampling.with_(top_logprobs=memory.top_logprobs)
+    return sampling
+
+
+@dataclass
+class ChainRun:
+    """One `run_chains` call: chain i (0-based here) is seeded `sampling.seed + i`.
+
+    :mod:`ponder.strategies.reuse` drives it for the chains the log holds."""
+
+    task: Task
+    config: ChainConfig
+    prompt: str
+    prefix: str
+    prior_tokens: int
+    sampling: Sampling
+    first_chain: int
+    on_token: OnToken | None
+    n: int
+    states: dict[int, ChainState] = field(default_factory=dict)
+    keys: dict[int, str] = field(default_factory=dict)
+
+    def new_state(self, i: int) -> ChainState:
+        st = _new_state(self.task, self.first_chain + i, self.prefix)
+        st.tokens = st.prior_tokens = self.prior_tokens
+        st.index = i
+        self.states[i] = st
+        return st
+
+    def ordered(self) -> list[ChainState]:
+        return [self.states[i] for i in sorted(self.states)]
+
+    def seeded(self, i: int) -> Sampling:
+        """Chain i's sampling: its seed; only chain 0 may be the greedy one."""
+        if not i:
+            return self.sampling
+        return self.sampling.with_(seed=self.sampling.seed + i, greedy_first=False)
+
+    def feed(self, st: ChainState, event: TokenEvent, gen: Generation
+             ) -> Iterator[StrategyEvent]:
+        """A logged token through the live token handling, without counting the budget."""
+        return _on_token(self.task, gen, st, event, self.config, self.on_token, count=False)
+
+    def finish(self, st: ChainState, reason: FinishReason) -> ChainDone:
+        st.ended = reason
+        st.sample = _finish(self.task, st, reason)
+        return _done_event(st.sample)
+
+    def start(self, prompt: str, sampling: Sampling, count: int,
+              index_of: Callable[[int], int]) -> Generator[StrategyEvent, None, None]:
+        """Sample `count` chains continuing `prompt` (one engine call) with what budget is
+        left; the generation's sequence s is chain `index_of(s)`."""
+        task = self.task
+        remaining = task.budget.remaining()
+        budget = None if remaining is None else remaining - _reserve(remaining, count,
+                                                                     self.config)
+        gen = task.engine.start(prompt, fit_context(task, prompt, sampling), n=count,
+                                budget=budget)
+        task.prompt_tokens += task.engine.count_tokens(prompt)
+        yield from _drive(self, gen, index_of)
+
+
+def _sample_block(run: ChainRun, lo: int, count: int) -> Generator[StrategyEvent, None, None]:
+    """Sample chains lo .. lo+count-1 together."""
+    task = run.task
+    if task.interrupted or task.budget.remaining() == 0 or task.budget.out_of_time():
+        return
+    yield from run.start(run.prompt, run.seeded(lo), count, lambda seq: lo + seq)
+
+
+def _drive(run: ChainRun, gen: Generation, index_of: Callable[[int], int]
+           ) -> Generator[StrategyEvent, None, None]:
+    """Turn one generation's engine events into chain events (its chains by `index_of`)."""
+    task = run.task
+    live: dict[int, ChainState] = {}
+    probes = Probes(task, run.config.probe) if run.config.probe.every else None
     try:
         for event in gen:
             if probes is not None and probes.owns(event.seq):
                 yield from probes.on_event(gen, event)
                 for seq in probes.on_settle:
-                    states[seq].capped = True
+                    live[seq].capped = True
                 continue
-            st = states.get(event.seq)
+            st = live.get(event.seq)
             if st is None:
-                st = states[event.seq] = _new_state(task, first_chain + event.seq, prefix)
-                st.tokens = st.prior_tokens = prior_tokens
-                yield ChainStarted(st.chain, config.label)
+                i = index_of(event.seq)
+                st = live[event.seq] = run.states.get(i) or run.new_state(i)
+                if st.prior is None:
+                    yield ChainStarted(st.chain, run.config.label)
             if isinstance(event, TokenEvent):
-                yield from _on_token(task, gen, st, event, config, on_token)
+                st.stream.append(event)
+                yield from _on_token(task, gen, st, event, run.config, run.on_token)
                 if st.fork:
-                    yield from _fork(gen, st, event.seq, states, first_chain, config.label)
+                    yield from _fork(run, gen, st, event.seq, live)
                 if probes is not None and not event.injected and not st.capped:
                     probes.after_token(gen, event.seq, st.chain, st.thinking_tokens,
                                        st.splitter.phase == "thinking")
             elif isinstance(event, SequenceDone):
-                st.sample = _finish(task, st, event.reason)
-                yield _done_event(st.sample)
+                yield run.finish(st, event.reason)
             if task.budget.out_of_time():
-                for seq, other in states.items():
+                for seq, other in live.items():
                     if other.sample is None:
                         gen.abort(seq, "time")
-    except KeyboardInterrupt:
-        task.interrupted = True
-        for st in states.values():
-            if st.sample is None:
-                st.sample = _finish(task, st, "interrupted")
-                yield _done_event(st.sample)
     finally:
         gen.close()
-    ordered = [states[k] for k in sorted(states)]
-    if config.force_answers and not task.interrupted:
-        yield from _force_answers(task, ordered, config)
-    yield BudgetUpdate(task.budget.used, task.budget.tokens, task.budget.elapsed())
-    return [st.sample for st in ordered if st.sample is not None]
 
 
 def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
@@ -157,16 +305,20 @@ def fit_context(task: Task, prompt: str, sampling: Sampling) -> Sampling:
     return sampling.with_(max_tokens=max(1, room))
 
 
-def _fork(gen: Generation, st: ChainState, seq: int, states: dict[int, ChainState],
-          first_chain: int, label: str) -> Iterator[ChainStarted]:
+def _fork(run: ChainRun, gen: Generation, st: ChainState, seq: int,
+          live: dict[int, ChainState]) -> Iterator[ChainStarted]:
     """Fork the live sequence of `st` as its hook asked: each child continues from the
-    parent's text (and KV), as a new chain with a copy of the parent's state."""
+    parent's text (and KV), as a new chain with a copy of the parent's state. Children
+    are numbered after every chain of the call; the log does not keep them (they are not
+    a prompt and a seed)."""
     k, st.fork = st.fork, 0
     for child in gen.fork(seq, k):
         clone = copy.deepcopy(st)
-        clone.chain, clone.forked_from = first_chain + child, st.chain
-        states[child] = clone
-        yield ChainStarted(clone.chain, label)
+        clone.index = max([run.n - 1, *run.states]) + 1
+        clone.chain, clone.forked_from = run.first_chain + clone.index, st.chain
+        clone.stream, clone.prior, clone.continued = [], None, False
+        run.states[clone.index] = live[child] = clone
+        yield ChainStarted(clone.chain, run.config.label)
 
 
 def _new_state(task: Task, chain: int, prefix: str) -> ChainState:
@@ -189,13 +341,15 @@ def _on_token(
     event: TokenEvent,
     config: ChainConfig,
     on_token: OnToken | None,
+    *,
+    count: bool = True,
 ) -> Generator[StrategyEvent, None, None]:
     st.text += event.text
     st.pieces.append((event.text, None if event.injected else event.logprob))
     if not event.injected:
         st.tokens += 1
         st.thinking_tokens += st.splitter.phase == "thinking"
-        task.budget.used += 1
+        task.budget.used += count
         if event.logprob is not None:
             st.logprobs.append(event.logprob)
         if event.top_logprobs is not None:

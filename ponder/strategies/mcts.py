@@ -4,8 +4,10 @@ Nodes are partial solutions cut at paragraph breaks, as `beam` cuts them. Each i
 
 1. Selection: from the root, the child with the highest UCT score,
    value + c * sqrt(ln N(parent) / N(child)), down to a leaf (unvisited children first).
-2. Expansion: one generation from the leaf's text with `expand` sequences; each writes one
-   step (to its first blank line, at most `step_tokens`) that becomes a child of the leaf.
+2. Expansion: one generation from the leaf's text with `expand` sequences (near the end of
+   --budget, only as many as the tokens left can finish at the size children have had);
+   each writes one step (to its first blank line, at most `step_tokens`) that becomes a
+   child of the leaf.
 3. Simulation: each child's sequence goes on past its step as the child's rollout, until it
    states a boxed answer or has written `rollout_tokens`; with `rollouts` > 1 the child's
    live sequence is forked at its step break for the extra rollouts.
@@ -47,11 +49,10 @@ from ponder.events import (
 )
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.beam import STEP_BREAK
-from ponder.strategies.best_of_n import tokens_per_call
 from ponder.strategies.chains import ChainConfig, ChainState, run_chains
-from ponder.strategies.flow import answer_from, emit, holding, judge, make_result, sample_of
 from ponder.strategies.mcts_tree import Node, Tree
-from ponder.strategies.verifiers import VERIFIERS, Verifier, make_verifier
+from ponder.strategies.multistep import answer_from, emit, holding, judge, make_result, sample_of
+from ponder.strategies.verifiers import VERIFIERS, Verifier, make_verifier, tokens_per_call
 from ponder.thinking import THINK_OPEN, split_thinking
 
 CUT: frozenset[FinishReason] = frozenset({"budget", "time", "interrupted"})
@@ -146,6 +147,8 @@ class Search:
         self.next_chain = 0
         self.iterations = 0
         self.pruned = 0
+        self.child_tokens: list[int] = []
+        """Tokens each finished child took (its step and rollouts), to size expansions."""
 
     # ---- budget
 
@@ -156,6 +159,16 @@ class Search:
         if budget is not None and self.tree.best() is None:
             answer = min(self.opts.answer_reserve, budget // 4)
         return self.opts.expand * tokens_per_call(self.verifier) + answer
+
+    def width(self) -> int:
+        """Children to expand now: `expand`, or fewer when the budget left cannot finish
+        that many at the size finished children have had (a rollout cut by the budget
+        counts for nothing, so the last expansions are narrowed instead)."""
+        remaining = self.task.budget.remaining()
+        if remaining is None or not self.child_tokens:
+            return self.opts.expand
+        each = sum(self.child_tokens) / len(self.child_tokens)
+        return max(1, min(self.opts.expand, int((remaining - self.held()) // each)))
 
     def stopped(self) -> bool:
         remaining = self.task.budget.remaining()
@@ -168,16 +181,16 @@ class Search:
     def iterate(self, leaf: Node) -> Generator[StrategyEvent, None, None]:
         """Expand `leaf`, roll out its new children, score them and back the rollouts up."""
         self.iterations += 1
-        ex, first = Expansion(leaf), self.next_chain
+        ex, first, width = Expansion(leaf), self.next_chain, self.width()
         sampling = self.task.sampling.with_(
             max_tokens=self.opts.step_tokens + self.opts.rollout_tokens, stop=())
-        config = ChainConfig(force_answers=False, label=f"depth {leaf.depth + 1}")
+        config = ChainConfig(force_answers=False, reuse=False, label=f"depth {leaf.depth + 1}")
         with holding(self.task.budget, self.held()):
             samples = yield from run_chains(
-                self.task, self.opts.expand, config, sampling=sampling, first_chain=first,
+                self.task, width, config, sampling=sampling, first_chain=first,
                 prefix=leaf.text, prior_tokens=leaf.tokens,
                 on_token=lambda st, event: self._on_token(ex, st, event))
-        self.next_chain = max([first + self.opts.expand] + [s.chain + 1 for s in samples])
+        self.next_chain = max([first + width] + [s.chain + 1 for s in samples])
         self.samples += samples
         for s in samples:
             self._settle(ex, s)
@@ -188,6 +201,7 @@ class Search:
                                self._plain(node.text))
         for s in samples:
             self._back_up(s)
+        self._measure(leaf, samples)
         yield from emit(self.task, VoteUpdate(dict(self.tree.answer_visits())),
                         StrategyNote(self.note()),
                         BudgetUpdate(self.task.budget.used, self.task.budget.tokens,
@@ -270,6 +284,17 @@ class Search:
         if s.finish_reason not in CUT or s.answer is not None:
             s.score = child.node.score
             self.tree.record(child.node, s)
+
+    def _measure(self, leaf: Node, samples: list[Sample]) -> None:
+        """Record what each child that finished took: its tokens and its forks'."""
+        spent: dict[int, int] = {}
+        for s in samples:
+            child = self.children.get(s.chain)
+            if child is None or child.node is None or child.pruned or s.finish_reason in CUT:
+                continue
+            own = s.chain if child.node.terminal or child.node.chain is None else child.node.chain
+            spent[own] = spent.get(own, 0) + s.tokens - leaf.tokens
+        self.child_tokens += spent.values()
 
     def _plain(self, text: str) -> str:
         """A node as the verifier reads it: thinking and answer, tags removed."""

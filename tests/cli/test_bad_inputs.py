@@ -23,22 +23,23 @@ from typing import Any, TextIO, cast
 
 import pytest
 
+import ponder.cli._runs as runs
 import ponder.cli.models as models_cli
 import ponder.registry
 import ponder.sources as sources
-from ponder import batch, outlock
+from ponder import outlock
 from ponder.config import models_dir
 from ponder.engines import Loaded, register_engine
 from ponder.engines.scripted import ScriptedEngine
+from ponder.records import RecordWriter, open_writer
 from ponder.registry import installed_path
-from tests.cli.harness import MODEL, PART1, PART2, FakePip, FullDisk, Ran, registry, run, write_gguf
 from tests.fake_openai_server import FakeConfig, FakeOpenAIServer
+from tests.harness import MODEL, PART1, PART2, FakePip, FullDisk, Ran, registry, run, write_gguf
 
 TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}<|assistant|>"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 BIG = 10 * 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]
-OPEN_WRITER = batch.open_writer
 HOLDER = ("import sys, time; from pathlib import Path; from ponder import outlock; "
           "outlock.acquire(Path(sys.argv[1])); print('locked', flush=True); time.sleep(600)")
 
@@ -230,20 +231,18 @@ def second_writer_refused(env: Env, ran: Ran) -> None:
 def disk_fills_after_two_records(env: Env) -> None:
     env.problems()
     env.answers(0, 1, 2)
-    real = batch.open_writer
-
-    def full(*args: Any, **kwargs: Any) -> batch.RecordWriter:
-        writer = real(*args, **kwargs)
+    def full(*args: Any, **kwargs: Any) -> RecordWriter:
+        writer = open_writer(*args, **kwargs)
         writer.stream = cast(TextIO, FullDisk(cast(TextIO, writer.stream), 2))
         return writer
 
-    env.mp.setattr(batch, "open_writer", full)
+    env.mp.setattr(runs, "open_writer", full)
 
 
 def after_disk_full(env: Env, ran: Ran) -> None:
     text = (env.tmp / "r.jsonl").read_text(encoding="utf-8")
     assert [json.loads(line)["id"] for line in text.splitlines()[:2]] == ["p0", "p1"]
-    env.mp.setattr(batch, "open_writer", OPEN_WRITER)  # space again
+    env.mp.setattr(runs, "open_writer", open_writer)  # space again
     resume_finishes(env, ran)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ponder.engines._ggufmeta import TemplateInfo, template_info
-from tests.cli.harness import write_gguf
+from tests.harness import write_gguf
 
 
 def test_template_tokens_and_context(tmp_path: Path) -> None:

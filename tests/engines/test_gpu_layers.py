@@ -11,7 +11,7 @@ import pytest
 import ponder.engines.llamacpp
 from ponder.engines.gpu import ALL_LAYERS, offload_layers, parse_gpu_layers
 from ponder.errors import EngineError
-from tests.cli.harness import run
+from tests.harness import run
 
 
 @pytest.mark.parametrize(("gpu_build", "expected"), [(True, ALL_LAYERS), (False, 0)])

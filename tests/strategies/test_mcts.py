@@ -23,6 +23,7 @@ from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine, ScriptedGeneration
 from ponder.events import (
     ChainDone,
+    ChainStarted,
     ChainText,
     Sample,
     SequenceDone,
@@ -34,8 +35,8 @@ from ponder.strategies.base import Task
 from ponder.strategies.mcts import boxed_answer, step_end
 from ponder.strategies.mcts_tree import Tree
 from ponder.strategies.verifiers import VERIFIERS, register_verifier
+from tests.conftest import run_strategy
 from tests.models import smollm2_path
-from tests.test_strategy_common import run_strategy
 
 
 class ByContent:
@@ -205,6 +206,21 @@ def test_budget_runs_out_mid_rollout_exactly() -> None:
     assert result.samples[0].chain == 0
 
 
+def test_last_expansions_narrow_to_what_the_budget_can_finish() -> None:
+    engine = ScriptedEngine([
+        "good A\n\n" + "w " * 6 + "\\boxed{4}", "bad B\n\n" + "w " * 6 + "\\boxed{5}",  # 9 each
+        "good C\n\n" + "w " * 6 + "\\boxed{4}", "never started",
+    ])
+    result, events = mcts(engine, expand=2, iterations=2, budget=30)
+    # 12 tokens are left after the first expansion: one 9-token child fits, two do not
+    started = [e for e in events if isinstance(e, ChainStarted) and e.label == "depth 2"]
+    assert len(started) == 1
+    assert result.samples[2].finish_reason == "stop"
+    assert result.settings["rollouts"] == 3
+    assert result.votes.keys() == {"4", "5"}
+    assert engine.tokens_generated == 27
+
+
 def test_without_an_answered_rollout_the_best_node_is_completed() -> None:
     engine = ScriptedEngine(["bad A\n\n" + "x " * 40, "good B\n\n" + "y " * 40, "\\boxed{7}"])
     result, _ = mcts(engine, expand=2, iterations=3, budget=40, answer_reserve=8,
@@ -308,17 +324,15 @@ def test_live_panel_shows_depth_nodes_and_leading_answers() -> None:
 
 @pytest.mark.integration
 def test_mcts_end_to_end_on_smollm2() -> None:
+    # load_engine's per-process cache owns the engine (other test modules share it): no close
     loaded = load_engine("llama", EngineOptions(model=str(smollm2_path()), n_ctx=2048,
                                                 slots=4))
-    try:
-        question = ("Natalia sold clips to 48 of her friends in April, and then she sold half "
-                    "as many clips in May. How many clips did Natalia sell altogether?")
-        task = make_task(question, loaded, Sampling(seed=3, max_tokens=2048), budget=500)
-        plan = make_plan(None, "mcts", {"expand": "2", "rollouts": "2", "step_tokens": "32",
-                                        "rollout_tokens": "96", "answer_tokens": "64"})
-        result = drain(run_plan(task, plan))
-    finally:
-        loaded.engine.close()
+    question = ("Natalia sold clips to 48 of her friends in April, and then she sold half "
+                "as many clips in May. How many clips did Natalia sell altogether?")
+    task = make_task(question, loaded, Sampling(seed=3, max_tokens=2048), budget=500)
+    plan = make_plan(None, "mcts", {"expand": "2", "rollouts": "2", "step_tokens": "32",
+                                    "rollout_tokens": "96", "answer_tokens": "64"})
+    result = drain(run_plan(task, plan))
     assert 0 < result.completion_tokens <= 500
     assert not result.interrupted
     run = result.settings

@@ -1,0 +1,90 @@
+"""The effort table: each level picks a strategy and settings; overrides win."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder.engines.scripted import ScriptedEngine
+from ponder.errors import InputError
+from ponder.runner import make_plan
+from ponder.strategies.effort import DEFAULT_EFFORT, EFFORTS
+from tests.conftest import run_strategy, think
+
+
+@pytest.mark.parametrize(
+    ("effort", "strategy", "settings"),
+    [
+        ("low", "cot", {"think_cap": 1024}),
+        ("medium", "adaptive", {"greedy_first": True, "start": 2, "max_n": 4, "window": 2}),
+        ("high", "vote", {"greedy_first": True, "n": 6}),
+        ("auto", "adaptive", {"greedy_first": True, "start": 2, "step": 2, "max_n": 6,
+                              "give_up_after": 0}),
+    ],
+)
+def test_each_effort_chooses_a_strategy_and_settings(
+    effort: str, strategy: str, settings: dict[str, int]
+) -> None:
+    plan = make_plan(effort, None)
+    assert plan.spec.name == strategy
+    assert plan.effort == effort
+    for key, value in settings.items():
+        assert plan.settings()[key] == value
+
+
+def test_default_effort_is_medium() -> None:
+    assert DEFAULT_EFFORT == "medium"
+    assert make_plan(None, None).spec.name == "adaptive"
+
+
+def test_every_effort_has_a_description() -> None:
+    assert all(e.description for e in EFFORTS.values())
+
+
+def test_option_overrides_win_over_the_effort() -> None:
+    plan = make_plan("high", None, {"n": "4", "think_cap": "32"})
+    assert plan.settings()["n"] == 4 and plan.settings()["think_cap"] == 32
+    assert plan.settings()["greedy_first"] is True
+
+
+def test_strategy_replaces_the_effort_choice_and_its_settings() -> None:
+    plan = make_plan("high", "confidence", {"n": "5"})
+    assert plan.spec.name == "confidence"
+    assert plan.settings()["n"] == 5 and "greedy_first" not in plan.settings()
+
+
+def test_an_override_the_chosen_strategy_lacks_is_an_error() -> None:
+    with pytest.raises(InputError, match="unknown option 'warmup' for strategy adaptive"):
+        make_plan("auto", None, {"warmup": "3"})
+
+
+def test_invalid_override_is_an_error() -> None:
+    with pytest.raises(InputError, match="start must be between 1 and max_n"):
+        make_plan("auto", None, {"max_n": "1"})
+
+
+def test_auto_stops_when_the_greedy_chain_and_a_sample_agree() -> None:
+    agree = ScriptedEngine([think(4)] * 12)
+    result, _ = run_strategy(agree, "adaptive", **make_plan("auto", None).settings())
+    assert len(result.samples) == 2
+    disagree = ScriptedEngine([think(a) for a in [4, 5, 4, 4, 6, 6, 6, 6]])
+    result, _ = run_strategy(disagree, "adaptive", **make_plan("auto", None).settings())
+    assert len(result.samples) == 4
+    assert result.answer == "4"
+
+
+def test_adaptive_gives_up_when_answers_stay_scattered() -> None:
+    scattered = ScriptedEngine([think(a) for a in [1, 2, 3, 4, 5, 6, 7, 8]])
+    settings = {**make_plan("auto", None).settings(), "give_up_after": 4}
+    result, _ = run_strategy(scattered, "adaptive", **settings)
+    assert len(result.samples) == 4
+    assert "scattered" in result.settings["stop_reason"]
+
+
+def test_every_effort_level_can_be_replayed_from_recorded_chains() -> None:
+    from ponder.replay import replayable
+
+    ks = {}
+    for level in EFFORTS:
+        plan = make_plan(level, None)
+        ks[level] = replayable(plan.spec.name, plan.options).k
+    assert ks == {"low": 1, "medium": 4, "high": 6, "auto": 6}

@@ -1,0 +1,49 @@
+"""Family defaults: sampling per family, and the one-chain prompt and turn start."""
+
+from __future__ import annotations
+
+from ponder.cli._engine import sampling_for
+from ponder.engines import Loaded
+from ponder.engines.base import Sampling
+from ponder.engines.scripted import ScriptedEngine
+from ponder.registry import FamilyDefaults, load_registry
+from ponder.runner import make_task
+from ponder.thinking import PROMPTED_SYSTEM
+
+FAMILY = FamilyDefaults("fam", temperature=0.7, top_p=0.8, top_k=20, min_p=0.0,
+                        single_temperature=0.0, assistant_prefix="<think>\n",
+                        single_system="Think step by step.", single_prefill=False)
+
+
+def loaded() -> Loaded:
+    return Loaded(ScriptedEngine(), "prompted", "m", FAMILY)
+
+
+def test_chains_that_vote_get_the_tag_prompt_and_the_prefilled_turn() -> None:
+    task = make_task("What is 2 + 2?", loaded(), Sampling())
+    assert PROMPTED_SYSTEM in task.prompt
+    assert task.prompt.endswith("<|assistant|>\n<think>\n") and task.thinks_first
+
+
+def test_one_chain_gets_the_family_prompt_without_prefill() -> None:
+    task = make_task("What is 2 + 2?", loaded(), Sampling(), single_chain=True)
+    assert "Think step by step." in task.prompt and PROMPTED_SYSTEM not in task.prompt
+    assert task.prompt.endswith("<|assistant|>\n")
+
+
+def test_sampling_follows_the_family() -> None:
+    many = sampling_for(loaded(), 3, None)
+    assert (many.temperature, many.top_p, many.top_k, many.min_p, many.seed) == (
+        0.7, 0.8, 20, 0.0, 3)
+    assert sampling_for(loaded(), 3, None, single_chain=True).temperature == 0.0
+    assert sampling_for(loaded(), 3, 1.2, single_chain=True).temperature == 1.2
+
+
+def test_registry_families_follow_the_model_cards() -> None:
+    registry = load_registry()
+    r1 = registry.family("deepseek-r1-distill")
+    assert (r1.temperature, r1.top_p, r1.assistant_prefix) == (0.6, 0.95, "<think>\n")
+    assert r1.single_temperature > 0 and r1.single_prefill      # the cards advise no greedy
+    coder = registry.family("qwen2.5-coder")
+    assert coder.single_temperature == 0.0 and not coder.single_prefill
+    assert registry.family("unknown").temperature == FamilyDefaults().temperature
