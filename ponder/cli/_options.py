@@ -60,11 +60,11 @@ JsonOpt = Annotated[
 ]
 
 
-def _gpu_layers(text: str) -> int | None:
+def _gpu_layers(text: str | int) -> int | None:
     from ponder.engines.gpu import parse_gpu_layers
 
     try:
-        return parse_gpu_layers(text)
+        return parse_gpu_layers(str(text))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
