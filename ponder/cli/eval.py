@@ -22,29 +22,21 @@ import typer
 from rich.console import Console
 
 from ponder import batch
-from ponder.batch import Problem, Record, Setup
+from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.cli._runlog import NoCacheOpt, NoLogOpt, open_log
+from ponder.cli._runs import closing_writer, finish_interrupted, say, workers_for
+from ponder.cli.progress import progress_view
 from ponder.cli.replay_view import replay_point, replay_points, replay_table
-from ponder.cli.solve import (
-    BlocksOpt,
-    ConcurrencyOpt,
-    FieldOpt,
-    FormatOpt,
-    LimitOpt,
-    OverwriteOpt,
-    closing_writer,
-    finish_interrupted,
-    progress_view,
-    say,
-    workers_for,
-)
+from ponder.cli.tables import eval_table
 from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
-from ponder.evaluation import Summary, config_label, eval_table, latest, summarize_all
+from ponder.evaluation import Summary, config_label, latest, summarize_all
 from ponder.log.keys import Request
 from ponder.plot import points_from, terminal_chart, write_png
+from ponder.problems import Problem, check_limit, load_problems, pending
+from ponder.records import Record, check_output, prepare_resume, read_records
 from ponder.runner import Plan, make_plan, parse_overrides
 
 CLOCK = time.monotonic
@@ -110,23 +102,23 @@ def eval_command(
     effort: EffortsOpt = None,
     strategy: StrategiesOpt = None,
     option: opt.OptionOpt = None,
-    limit: LimitOpt = None,
+    limit: opt.LimitOpt = None,
     seed: opt.SeedOpt = 0,
     out: EvalOutOpt = None,
     resume: EvalResumeOpt = False,
-    overwrite: OverwriteOpt = False,
+    overwrite: opt.OverwriteOpt = False,
     plot: PlotOpt = None,
     report: ReportOpt = None,
     json_out: EvalJsonOpt = False,
     samples: SamplesOpt = None,
-    field: FieldOpt = None,
-    fmt: FormatOpt = None,
-    blocks: BlocksOpt = False,
+    field: opt.FieldOpt = None,
+    fmt: opt.FormatOpt = None,
+    blocks: opt.BlocksOpt = False,
     model: opt.ModelOpt = None,
     budget: opt.BudgetOpt = None,
     time_limit: opt.TimeOpt = None,
     temperature: opt.TemperatureOpt = None,
-    concurrency: ConcurrencyOpt = None,
+    concurrency: opt.ConcurrencyOpt = None,
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
@@ -146,7 +138,7 @@ def eval_command(
         return
     if data is None:
         raise InputError("no data file given", "pass DATA, or --report FILE to redraw one")
-    batch.check_limit(limit)
+    check_limit(limit)
     requested = batch.parse_concurrency(concurrency)
     overrides = parse_overrides(option or [])
     if samples is not None:
@@ -157,9 +149,9 @@ def eval_command(
     else:
         configs = configurations(effort, strategy, overrides)
     seconds = opt.parse_duration(time_limit)
-    problems = batch.load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
-    batch.check_output(out, resume=resume, overwrite=overwrite, source=data)
-    earlier = batch.prepare_resume(out).records if resume and out else []
+    problems = load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
+    check_output(out, resume=resume, overwrite=overwrite, source=data)
+    earlier = prepare_resume(out).records if resume and out else []
     options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
                             api_key_env=api_key_env, optimize=optimize)
     loaded: Loaded | None = None
@@ -173,12 +165,12 @@ def eval_command(
                 continue
             if loaded is None:
                 loaded = load(err, engine, options)
-            setup = Setup(loaded, config.plan, sampling_for(
-                loaded, seed, temperature, single_chain=config.plan.spec.single_chain),
-                          budget, seconds, CLOCK, {"config": config.label},
-                          log.bind(Request(config.plan, seed, temperature, budget, seconds,
-                                           ctx)))
-            workers = workers_for(err, requested, loaded, config.plan, options.slots)
+            sampling = sampling_for(loaded, seed, temperature,
+                                    single_chain=config.plan.spec.single_chain)
+            request = Request(config.plan, seed, temperature, budget, seconds, ctx)
+            setup = Setup(loaded, config.plan, sampling, budget, seconds, CLOCK, config.label,
+                          log.bind(request))
+            workers = workers_for(err, requested, loaded, config.plan)
             name = f"{config.label} ({i}/{len(configs)})"
             with progress_view(err, len(todo), name) as view:
                 outcome = batch.run_batch(todo, setup, writer, view, workers)
@@ -224,13 +216,13 @@ def split_list(value: str | None, name: str) -> list[str]:
 
 def _todo(problems: Sequence[Problem], earlier: Sequence[Record], label: str) -> list[Problem]:
     done = {r["id"] for r in earlier if config_label(r) == label}
-    return batch.pending(problems, done)
+    return pending(problems, done)
 
 
 def _saved_records(err: Console, path: Path) -> list[Record]:
     if not path.exists():
         raise InputError(f"cannot read {path}: No such file or directory")
-    existing = batch.read_records(path)
+    existing = read_records(path)
     if existing.unreadable:
         say(err, f"ponder: note: skipped {existing.unreadable} unreadable line(s) in {path}",
             "yellow")

@@ -35,8 +35,8 @@ from ponder.strategies.base import Task
 from ponder.strategies.mcts import boxed_answer, step_end
 from ponder.strategies.mcts_tree import Tree
 from ponder.strategies.verifiers import VERIFIERS, register_verifier
+from tests.conftest import run_strategy
 from tests.models import smollm2_path
-from tests.test_strategy_common import run_strategy
 
 
 class ByContent:
@@ -324,17 +324,15 @@ def test_live_panel_shows_depth_nodes_and_leading_answers() -> None:
 
 @pytest.mark.integration
 def test_mcts_end_to_end_on_smollm2() -> None:
+    # load_engine's per-process cache owns the engine (other test modules share it): no close
     loaded = load_engine("llama", EngineOptions(model=str(smollm2_path()), n_ctx=2048,
                                                 slots=4))
-    try:
-        question = ("Natalia sold clips to 48 of her friends in April, and then she sold half "
-                    "as many clips in May. How many clips did Natalia sell altogether?")
-        task = make_task(question, loaded, Sampling(seed=3, max_tokens=2048), budget=500)
-        plan = make_plan(None, "mcts", {"expand": "2", "rollouts": "2", "step_tokens": "32",
-                                        "rollout_tokens": "96", "answer_tokens": "64"})
-        result = drain(run_plan(task, plan))
-    finally:
-        loaded.engine.close()
+    question = ("Natalia sold clips to 48 of her friends in April, and then she sold half "
+                "as many clips in May. How many clips did Natalia sell altogether?")
+    task = make_task(question, loaded, Sampling(seed=3, max_tokens=2048), budget=500)
+    plan = make_plan(None, "mcts", {"expand": "2", "rollouts": "2", "step_tokens": "32",
+                                    "rollout_tokens": "96", "answer_tokens": "64"})
+    result = drain(run_plan(task, plan))
     assert 0 < result.completion_tokens <= 500
     assert not result.interrupted
     run = result.settings

@@ -199,6 +199,19 @@ def test_stop_strings_cut_the_text(engine: OpenAIEngine) -> None:
     assert done.text == "one two three " and done.finish_reason == "stop"
 
 
+def test_stop_strings_beyond_the_server_four_are_cut_here_and_never_streamed(
+        engine: OpenAIEngine, server: FakeOpenAIServer) -> None:
+    stops = ("zz1", "zz2", "zz3", "zz4", "e fo", "ee")
+    gen = engine.start(prompt_of(engine), Sampling(max_tokens=10, stop=stops))
+    events = list(gen)
+    gen.close()
+    assert server.streams()[-1].body["stop"] == list(stops[:4])
+    [done] = [e for e in events if isinstance(e, SequenceDone)]
+    assert done.text == "one two thr" and done.reason == "stop"
+    tokens = [e.text for e in events if isinstance(e, TokenEvent)]
+    assert tokens == ["on", "e two", " thr"]  # an "e" is held back until it is no "ee"/"e fo"
+
+
 def test_prompt_too_long_overflows(engine: OpenAIEngine) -> None:
     with pytest.raises(ContextOverflowError):
         engine.start("w " * 600, Sampling())

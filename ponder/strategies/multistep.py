@@ -1,5 +1,5 @@
-"""Plumbing the multi-step strategies share: Ctrl-C-safe events, budget hold-backs, chains
-on other prompts, finishing a chain with an answer, and building the Result.
+"""What strategies of several steps share: Ctrl-C-safe events, budget hold-backs, chains on
+other prompts, finishing a chain with an answer, judging a solution, and the Result.
 
 Ctrl-C reaches a strategy as a KeyboardInterrupt thrown in at the event it was suspended on
 (see `ponder.cli.ask.drive`). Inside `run_chains` that is handled; :func:`emit` and
