@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ponder import textinput
 from ponder.errors import InputError
 
 FORMATS = ("txt", "jsonl", "csv")
@@ -39,13 +39,11 @@ class Problem:
 
 
 def read_source(source: Path) -> str:
-    """The text of `source` ('-' is stdin), with a clear error when it cannot be read."""
+    """The text of `source` ('-' is stdin), with a clear error when it cannot be read.
+    Bytes that are not UTF-8 are kept as surrogate escapes: their lines become errors."""
     try:
-        if str(source) == "-":
-            return sys.stdin.read()
-        return source.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"cannot read {source}: not UTF-8 text") from None
+        return textinput.lenient(textinput.read_stdin() if str(source) == "-"
+                                 else source.read_bytes())
     except OSError as exc:
         raise InputError(f"cannot read {source}: {exc.strerror or exc}") from None
 
@@ -86,9 +84,10 @@ def load_problems(
         problems = parse_jsonl(text, field or DEFAULT_FIELD)
     else:
         problems = parse_csv(text, field or DEFAULT_FIELD)
+    where = "stdin" if str(source) == "-" else str(source)
     if not problems:
-        raise InputError(f"no problems in {'stdin' if str(source) == '-' else source}")
-    return mark_duplicates(problems)
+        raise InputError(f"no problems in {where}")
+    return mark_duplicates(textinput.screen(problems, text, where))
 
 
 def parse_txt(text: str, *, blocks: bool = False) -> list[Problem]:

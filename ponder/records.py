@@ -80,7 +80,9 @@ class RecordWriter:
             except BrokenPipeError:
                 raise  # the reader went away (`| head`): the CLI ends quietly
             except OSError as exc:
-                raise PonderError(f"cannot write {self.name}: {exc.strerror or exc}") from None
+                hint = f"what was written is kept: continue with --resume --out {self.name}"
+                raise PonderError(f"cannot write {self.name}: {exc.strerror or exc}",
+                                  hint if self._sync else None) from None
 
     def close(self) -> None:
         if self.stream is not None and self.stream not in (sys.stdout, sys.__stdout__):

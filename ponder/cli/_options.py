@@ -58,9 +58,23 @@ TemperatureOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per answer.", rich_help_panel=OUTPUT)
 ]
+
+
+def _gpu_layers(text: str) -> int | None:
+    from ponder.engines.gpu import parse_gpu_layers
+
+    try:
+        return parse_gpu_layers(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 GpuLayersOpt = Annotated[
-    int, typer.Option("--gpu-layers", min=-1, help="Layers to offload to a GPU (-1: all).",
-                      rich_help_panel=ENGINE)
+    int | None,
+    typer.Option("--gpu-layers", parser=_gpu_layers, metavar="N|auto",
+                 help="Layers to offload to a GPU: a number, -1 for all, or auto (all when "
+                 "llama.cpp was built with a GPU backend, else none) \\[default: auto].",
+                 rich_help_panel=ENGINE, show_default=False),
 ]
 CtxOpt = Annotated[
     int | None,

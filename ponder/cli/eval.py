@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ponder import batch
+from ponder import batch, outlock
 from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
@@ -34,7 +34,7 @@ from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
 from ponder.evaluation import Summary, config_label, latest, summarize_all
 from ponder.log.keys import Request
-from ponder.plot import points_from, terminal_chart, write_png
+from ponder.plot import points_from, require_matplotlib, terminal_chart, write_png
 from ponder.problems import Problem, check_limit, load_problems, pending
 from ponder.records import Record, check_output, prepare_resume, read_records
 from ponder.runner import Plan, make_plan, parse_overrides
@@ -122,7 +122,7 @@ def eval_command(
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
-    gpu_layers: opt.GpuLayersOpt = 0,
+    gpu_layers: opt.GpuLayersOpt = None,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
@@ -131,6 +131,8 @@ def eval_command(
 ) -> None:
     """Compare efforts or strategies on DATA: accuracy (95% CI), tokens, time, and a plot."""
     err = Console(stderr=True)
+    if plot is not None:
+        require_matplotlib()  # before any work, not after the run
     if report is not None:
         if data is not None:
             raise InputError("give DATA or --report FILE, not both")
@@ -151,33 +153,34 @@ def eval_command(
     seconds = opt.parse_duration(time_limit)
     problems = load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
     check_output(out, resume=resume, overwrite=overwrite, source=data)
-    earlier = prepare_resume(out).records if resume and out else []
-    options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env, optimize=optimize)
-    loaded: Loaded | None = None
-    log = open_log("eval", err, no_log, no_cache, reuse=False)
-    records = list(earlier)
-    interrupted = False
-    with closing_writer(out, resume, overwrite, stdout=False) as writer:
-        for i, config in enumerate(configs, 1):
-            todo = _todo(problems, earlier, config.label)
-            if not todo:
-                continue
-            if loaded is None:
-                loaded = load(err, engine, options)
-            sampling = sampling_for(loaded, seed, temperature,
-                                    single_chain=config.plan.spec.single_chain)
-            request = Request(config.plan, seed, temperature, budget, seconds, ctx)
-            setup = Setup(loaded, config.plan, sampling, budget, seconds, CLOCK, config.label,
-                          log.bind(request))
-            workers = workers_for(err, requested, loaded, config.plan)
-            name = f"{config.label} ({i}/{len(configs)})"
-            with progress_view(err, len(todo), name) as view:
-                outcome = batch.run_batch(todo, setup, writer, view, workers)
-            records += outcome.records
-            if outcome.interrupted:
-                interrupted = True
-                break
+    with outlock.hold(out):  # one writer per --out, for the whole run
+        earlier = prepare_resume(out).records if resume and out else []
+        options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
+                                api_key_env=api_key_env, optimize=optimize)
+        loaded: Loaded | None = None
+        log = open_log("eval", err, no_log, no_cache, reuse=False)
+        records = list(earlier)
+        interrupted = False
+        with closing_writer(out, resume, overwrite, stdout=False) as writer:
+            for i, config in enumerate(configs, 1):
+                todo = _todo(problems, earlier, config.label)
+                if not todo:
+                    continue
+                if loaded is None:
+                    loaded = load(err, engine, options)
+                sampling = sampling_for(loaded, seed, temperature,
+                                        single_chain=config.plan.spec.single_chain)
+                request = Request(config.plan, seed, temperature, budget, seconds, ctx)
+                setup = Setup(loaded, config.plan, sampling, budget, seconds, CLOCK, config.label,
+                              log.bind(request))
+                workers = workers_for(err, requested, loaded, config.plan)
+                name = f"{config.label} ({i}/{len(configs)})"
+                with progress_view(err, len(todo), name) as view:
+                    outcome = batch.run_batch(todo, setup, writer, view, workers)
+                records += outcome.records
+                if outcome.interrupted:
+                    interrupted = True
+                    break
     wanted = {(c.label, p.id) for c in configs for p in problems}
     kept = [r for r in records if (config_label(r), r["id"]) in wanted]
     show_report(kept, plot=plot, json_out=json_out, err=err)

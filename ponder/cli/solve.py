@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ponder import batch
+from ponder import batch, outlock
 from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
@@ -67,7 +67,7 @@ def solve(
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
-    gpu_layers: opt.GpuLayersOpt = 0,
+    gpu_layers: opt.GpuLayersOpt = None,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
@@ -81,32 +81,33 @@ def solve(
     seconds = opt.parse_duration(time_limit)
     problems = load_problems(file, fmt=fmt, field=field, blocks=blocks)[:limit]
     check_output(out, resume=resume, overwrite=overwrite, source=file)
-    err = Console(stderr=True)
-    earlier = _earlier_records(out, problems) if resume and out else []
-    todo = pending(problems, {r["id"] for r in earlier})
-    if not todo:
-        say(err, f"ponder: nothing to do: all {len(problems)} problems are already in {out}")
-        return
-    options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env, optimize=optimize)
-    loaded = load(err, engine, options)
-    sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
-    setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK,
-                  log=open_log("solve", err, no_log, no_cache).bind(
-                      Request(plan, seed, temperature, budget, seconds, ctx)))
-    workers = workers_for(err, requested, loaded, plan)
-    started = CLOCK()
-    with closing_writer(out, resume, overwrite) as writer:
-        to_terminal = out is None and _stdout_is_terminal()
-        with progress_view(err, len(todo), "solving", live_ok=not to_terminal) as view:
-            outcome = batch.run_batch(todo, setup, writer, view, workers)
-    summary = summarize([*earlier, *outcome.records])
-    run_tokens = sum(int(r.get("tokens") or 0) for r in outcome.records)
-    err.print(run_table(summary, elapsed=CLOCK() - started, run_tokens=run_tokens,
-                        skipped=len(earlier),
-                        plain=not err.is_terminal, out=str(out) if out else None))
-    if outcome.interrupted:
-        finish_interrupted(err, out)
+    with outlock.hold(out):  # one writer per --out, for the whole run
+        err = Console(stderr=True)
+        earlier = _earlier_records(out, problems) if resume and out else []
+        todo = pending(problems, {r["id"] for r in earlier})
+        if not todo:
+            say(err, f"ponder: nothing to do: all {len(problems)} problems are already in {out}")
+            return
+        options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
+                                api_key_env=api_key_env, optimize=optimize)
+        loaded = load(err, engine, options)
+        sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
+        setup = Setup(loaded, plan, sampling, budget, seconds, CLOCK,
+                      log=open_log("solve", err, no_log, no_cache).bind(
+                          Request(plan, seed, temperature, budget, seconds, ctx)))
+        workers = workers_for(err, requested, loaded, plan)
+        started = CLOCK()
+        with closing_writer(out, resume, overwrite) as writer:
+            to_terminal = out is None and _stdout_is_terminal()
+            with progress_view(err, len(todo), "solving", live_ok=not to_terminal) as view:
+                outcome = batch.run_batch(todo, setup, writer, view, workers)
+        summary = summarize([*earlier, *outcome.records])
+        run_tokens = sum(int(r.get("tokens") or 0) for r in outcome.records)
+        err.print(run_table(summary, elapsed=CLOCK() - started, run_tokens=run_tokens,
+                            skipped=len(earlier),
+                            plain=not err.is_terminal, out=str(out) if out else None))
+        if outcome.interrupted:
+            finish_interrupted(err, out)
 
 
 def _earlier_records(out: Path, problems: Sequence[Problem]) -> list[Record]:
