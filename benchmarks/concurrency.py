@@ -33,6 +33,8 @@ if str(ROOT) not in sys.path:
 from ponder import batch  # noqa: E402
 from ponder.cli._engine import sampling_for  # noqa: E402
 from ponder.engines import EngineOptions, Loaded, load_engine  # noqa: E402
+from ponder.problems import Problem, load_problems  # noqa: E402
+from ponder.records import RecordWriter  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "gsm8k-dev.jsonl"
@@ -77,7 +79,8 @@ class StepCounter:
     def __init__(self, engine: Any) -> None:
         self.stats: list[Any] = []
         self.reset()
-        start, decode, prefill = engine.start, engine._decode, engine._prefill
+        context, slots = engine.context, engine.slots
+        start, decode, prefill = engine.start, context.decode, slots.prefill
 
         def counting_start(*args: Any, **kwargs: Any) -> Any:
             gen = start(*args, **kwargs)
@@ -91,14 +94,15 @@ class StepCounter:
             self.tokens += n_tokens
             self.decode_s += time.perf_counter() - t0
 
-        def timed_prefill(*args: Any) -> None:
+        def timed_prefill(*args: Any) -> Any:
             t0 = time.perf_counter()
             calls, tokens, decode_s = self.calls, self.tokens, self.decode_s
-            prefill(*args)
+            done = prefill(*args)
             self.calls, self.tokens, self.decode_s = calls, tokens, decode_s
             self.prefill_s += time.perf_counter() - t0
+            return done
 
-        engine.start, engine._decode, engine._prefill = counting_start, timed_decode, timed_prefill
+        engine.start, context.decode, slots.prefill = counting_start, timed_decode, timed_prefill
 
     def reset(self) -> None:
         self.stats = []
@@ -118,9 +122,9 @@ class StepCounter:
         return figures
 
 
-def run(loaded: Loaded, problems: list[batch.Problem], setup: batch.Setup, workers: int,
+def run(loaded: Loaded, problems: list[Problem], setup: batch.Setup, workers: int,
         counter: StepCounter) -> Row:
-    writer = batch.RecordWriter(None, "nowhere")
+    writer = RecordWriter(None, "nowhere")
     started = time.perf_counter()
     outcome = batch.run_batch(problems, setup, writer, None, workers)
     seconds = time.perf_counter() - started
@@ -129,14 +133,14 @@ def run(loaded: Loaded, problems: list[batch.Problem], setup: batch.Setup, worke
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    problems = batch.load_problems(Path(args.data))[: args.limit]
+    problems = load_problems(Path(args.data))[: args.limit]
     loaded = load_engine("llama", EngineOptions(model=args.model, n_ctx=args.ctx,
                                                 slots=args.slots, threads=args.threads))
     engine = loaded.engine
     plan = make_plan(args.effort, None, {})
     setup = batch.Setup(loaded, plan, sampling_for(loaded, 0, None), args.budget)
     counter = StepCounter(engine)
-    batch.run_batch(problems[:1], setup, batch.RecordWriter(None, "nowhere"))  # warm-up
+    batch.run_batch(problems[:1], setup, RecordWriter(None, "nowhere"))  # warm-up
     counter.take()
     print(HEADER, flush=True)
     rows: list[Row] = []

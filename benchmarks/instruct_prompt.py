@@ -31,6 +31,8 @@ from ponder import batch, thinking  # noqa: E402
 from ponder.engines import EngineOptions, Loaded, load_engine  # noqa: E402
 from ponder.engines.base import Sampling  # noqa: E402
 from ponder.evaluation import wilson  # noqa: E402
+from ponder.problems import Problem, load_problems  # noqa: E402
+from ponder.records import RecordWriter  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 
 TAGS = thinking.PROMPTED_SYSTEM
@@ -39,7 +41,7 @@ VARIANTS = {"system": (TAGS, ""), "prefill": (TAGS, "<think>\n"),
             "plain-prefill": (PLAIN, "<think>\n")}
 
 
-def run_variant(loaded: Loaded, system: str, prefix: str, problems: list[batch.Problem],
+def run_variant(loaded: Loaded, system: str, prefix: str, problems: list[Problem],
                 cap: int, workers: int, out: Path | None) -> list[dict[str, Any]]:
     thinking.PROMPTED_SYSTEM = system
     variant = dataclasses.replace(
@@ -48,7 +50,7 @@ def run_variant(loaded: Loaded, system: str, prefix: str, problems: list[batch.P
     sampling = Sampling(temperature=0.0, seed=0, max_tokens=loaded.engine.context_length)
     setup = batch.Setup(variant, plan, sampling)
     stream = out.open("w", encoding="utf-8") if out else None
-    writer = batch.RecordWriter(stream, str(out or "-"))
+    writer = RecordWriter(stream, str(out or "-"))
     try:
         return batch.run_batch(problems, setup, writer, workers=workers).records
     finally:
@@ -81,7 +83,7 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args()
 
-    problems = batch.load_problems(args.data)[: args.limit]
+    problems = load_problems(args.data)[: args.limit]
     loaded = load_engine("llama", EngineOptions(model=args.model, n_ctx=4096,
                                                 threads=args.threads, slots=args.workers))
     print(f"# {loaded.model_id}, {len(problems)} problems of {args.data.name}, greedy cot, "

@@ -282,9 +282,9 @@ def rate(side: dict[str, Any]) -> float:
 
 
 def _busy() -> float:
-    from ponder.engines.llamacpp import _busy_cpus
+    from ponder.engines.llamacpp import busy_cpus
 
-    return _busy_cpus()
+    return busy_cpus()
 
 
 def _best(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -1,3 +1,6 @@
+"""`python -m ponder`: the same as the `ponder` command."""
+
 from ponder.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

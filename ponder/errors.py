@@ -59,3 +59,9 @@ class EngineError(PonderError):
 
 class RemoteError(EngineError):
     """A remote inference server was unreachable, refused us, or broke a stream."""
+
+
+class Interrupted(PonderError):
+    """Ctrl-C outside a strategy run (loading a model, downloading): nothing to show."""
+
+    exit_code = 130

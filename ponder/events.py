@@ -1,4 +1,4 @@
-"""Typed events passed between layers.
+"""Typed events and messages passed between layers (this module imports nothing of ponder).
 
 Engines emit :class:`TokenEvent` and :class:`SequenceDone`. Strategies turn those into
 chain-level events (:class:`ChainStarted`, :class:`ChainText`, :class:`ChainDone`,
@@ -9,10 +9,17 @@ chain-level events (:class:`ChainStarted`, :class:`ChainText`, :class:`ChainDone
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 FinishReason = Literal["stop", "length", "eos", "abort", "budget", "interrupted", "time"]
 Phase = Literal["thinking", "answer"]
+
+
+class Message(TypedDict):
+    """One chat message, as chat templates take them."""
+
+    role: str
+    content: str
 
 
 @dataclass(frozen=True)

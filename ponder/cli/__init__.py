@@ -45,10 +45,11 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point: domain errors become one line and an exit code."""
+    """Console-script entry point: domain and usage errors become one line and an exit code."""
     try:
-        app()
+        code = app(prog_name="ponder", standalone_mode=False)
     except SystemExit:
         raise
     except BaseException as err:  # the one place every failure is mapped for the user
         sys.exit(report(err))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -6,12 +6,16 @@ from rich.console import Console
 
 from ponder.engines import EngineOptions, Loaded, load_engine
 from ponder.engines.base import Sampling
+from ponder.errors import Interrupted
 
 
 def load(err: Console, engine: str | None, options: EngineOptions) -> Loaded:
-    """Load the model (once per process), with a spinner on stderr."""
-    with err.status("Loading model…", spinner="dots"):
-        return load_engine(engine, options)
+    """Load the model (once per process), with a spinner on stderr; Ctrl-C ends quietly."""
+    try:
+        with err.status("Loading model…", spinner="dots"):
+            return load_engine(engine, options)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted while loading the model") from None
 
 
 def sampling_for(

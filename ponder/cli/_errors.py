@@ -6,7 +6,9 @@ import os
 import sys
 import traceback
 
-from ponder.errors import PonderError
+import typer
+
+from ponder.errors import Interrupted, PonderError
 
 DEBUG_ENV = "PONDER_DEBUG"
 
@@ -17,11 +19,19 @@ def debug_enabled() -> bool:
 
 def report(err: BaseException) -> int:
     """Print `err` as one line (a traceback too when PONDER_DEBUG is set); return exit code."""
+    if isinstance(err, typer.TyperException):
+        return _usage(err)
     if debug_enabled():
         traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+    if isinstance(err, Interrupted):
+        print(f"ponder: {err}", file=sys.stderr)
+        return err.exit_code
     if isinstance(err, PonderError):
         print(f"ponder: error: {err}", file=sys.stderr)
         return err.exit_code
+    if isinstance(err, typer.Abort):
+        print("ponder: aborted", file=sys.stderr)
+        return 1
     if isinstance(err, KeyboardInterrupt):
         print("ponder: interrupted", file=sys.stderr)
         return 130
@@ -31,3 +41,13 @@ def report(err: BaseException) -> int:
     print(f"ponder: internal error: {name}: {err} (set {DEBUG_ENV}=1 for details)",
           file=sys.stderr)
     return 70
+
+
+def _usage(err: typer.TyperException) -> int:
+    """A command-line mistake: its message on one line, and where to find help."""
+    if type(err).__name__ != "NoArgsIsHelpError":  # that one has shown the help already
+        path = getattr(getattr(err, "ctx", None), "command_path", None)
+        hint = f" (see `{path} --help`)" if path else ""
+        message = " ".join(err.format_message().split())
+        print(f"ponder: error: {message}{hint}", file=sys.stderr)
+    return err.exit_code

@@ -14,6 +14,7 @@ MODEL = "Model"
 THINK = "Thinking and budget"
 OUTPUT = "Output"
 ENGINE = "Engine"
+INPUT = "Input"
 
 ModelOpt = Annotated[
     str | None,
@@ -57,9 +58,23 @@ TemperatureOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per answer.", rich_help_panel=OUTPUT)
 ]
+
+
+def _gpu_layers(text: str) -> int | None:
+    from ponder.engines.gpu import parse_gpu_layers
+
+    try:
+        return parse_gpu_layers(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 GpuLayersOpt = Annotated[
-    int, typer.Option("--gpu-layers", min=-1, help="Layers to offload to a GPU (-1: all).",
-                      rich_help_panel=ENGINE)
+    int | None,
+    typer.Option("--gpu-layers", parser=_gpu_layers, metavar="N|auto",
+                 help="Layers to offload to a GPU: a number, -1 for all, or auto (all when "
+                 "llama.cpp was built with a GPU backend, else none) \\[default: auto].",
+                 rich_help_panel=ENGINE, show_default=False),
 ]
 CtxOpt = Annotated[
     int | None,
@@ -97,6 +112,44 @@ FileOpt = Annotated[
     Path | None,
     typer.Option("--file", "-f", help="Read the question from a file ('-' for stdin).",
                  show_default=False),
+]
+
+
+# --------------------------------------------------------------------------- problem files
+# (ponder solve and ponder eval)
+
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace an --out file that already holds results.",
+                 rich_help_panel=OUTPUT),
+]
+FieldOpt = Annotated[
+    str | None,
+    typer.Option("--field", help="The question field of .jsonl/.csv input (default: "
+                 "question); 'answer' is the reference and 'id' the id when present.",
+                 rich_help_panel=INPUT, show_default=False),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="Input format: txt, jsonl or csv (default: from the file "
+                 "suffix).", rich_help_panel=INPUT, show_default=False),
+]
+BlocksOpt = Annotated[
+    bool,
+    typer.Option("--blocks", help="Text input: problems are separated by blank lines "
+                 "(default: one per line).", rich_help_panel=INPUT),
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option("--limit", help="Only the first K problems.", rich_help_panel=INPUT,
+                 show_default=False, metavar="K"),
+]
+ConcurrencyOpt = Annotated[
+    str | None,
+    typer.Option("--concurrency", help="Problems run at once: a number or auto (default: "
+                 "auto: as many as the engine's slots or connections hold with the "
+                 "strategy's chains). Their chains share the engine's decode batches.",
+                 rich_help_panel=ENGINE, show_default=False, metavar="K|auto"),
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ponder import textinput
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.cli._runlog import NoCacheOpt, NoLogOpt, answer_from_log, open_log
@@ -63,7 +64,7 @@ def ask(
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
-    gpu_layers: opt.GpuLayersOpt = 0,
+    gpu_layers: opt.GpuLayersOpt = None,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
@@ -126,19 +127,25 @@ def _thinking_mode(value: str) -> ThinkingMode:
 
 
 def read_question(words: list[str] | None, file: Path | None) -> str:
-    """The question from the arguments, --file (or '-'), or piped stdin."""
+    """The question from the arguments, --file (or '-'), or piped stdin: UTF-8 text with
+    no control characters, and not empty."""
     if words and file is not None:
         raise InputError("give the question as arguments or with --file, not both")
     if words:
-        return " ".join(words).strip()
-    if file is not None:
-        if str(file) == "-":
-            return sys.stdin.read().strip()
-        try:
-            return file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-            raise InputError(f"cannot read {file}: {reason}") from None
-    if not sys.stdin.isatty():
-        return sys.stdin.read()
-    raise InputError("no question given", "pass it as an argument, with --file, or on stdin")
+        text, where = textinput.check(" ".join(words), "the question"), "the question"
+    elif file is not None and str(file) != "-":
+        text, where = textinput.decode(_read_bytes(file), str(file)), str(file)
+    elif file is not None or not sys.stdin.isatty():
+        text, where = textinput.decode(textinput.read_stdin(), "stdin"), "stdin"
+    else:
+        raise InputError("no question given", "pass it as an argument, with --file, or on stdin")
+    if not text.strip():
+        raise InputError(f"{where} is empty", "give a question to answer")
+    return text.strip()
+
+
+def _read_bytes(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror or exc}") from None

@@ -125,7 +125,7 @@ def chat(
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
-    gpu_layers: opt.GpuLayersOpt = 0,
+    gpu_layers: opt.GpuLayersOpt = None,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,

@@ -21,30 +21,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ponder import batch
-from ponder.batch import Problem, Record, Setup
+from ponder import batch, outlock
+from ponder.batch import Setup
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.cli._runlog import NoCacheOpt, NoLogOpt, open_log
+from ponder.cli._runs import closing_writer, finish_interrupted, say, workers_for
+from ponder.cli.progress import progress_view
 from ponder.cli.replay_view import replay_point, replay_points, replay_table
-from ponder.cli.solve import (
-    BlocksOpt,
-    ConcurrencyOpt,
-    FieldOpt,
-    FormatOpt,
-    LimitOpt,
-    OverwriteOpt,
-    closing_writer,
-    finish_interrupted,
-    progress_view,
-    say,
-    workers_for,
-)
+from ponder.cli.tables import eval_table
 from ponder.engines import EngineOptions, Loaded
 from ponder.errors import InputError
-from ponder.evaluation import Summary, config_label, eval_table, latest, summarize_all
+from ponder.evaluation import Summary, config_label, latest, summarize_all
 from ponder.log.keys import Request
-from ponder.plot import points_from, terminal_chart, write_png
+from ponder.plot import points_from, require_matplotlib, terminal_chart, write_png
+from ponder.problems import Problem, check_limit, load_problems, pending
+from ponder.records import Record, check_output, prepare_resume, read_records
 from ponder.runner import Plan, make_plan, parse_overrides
 
 CLOCK = time.monotonic
@@ -110,27 +102,27 @@ def eval_command(
     effort: EffortsOpt = None,
     strategy: StrategiesOpt = None,
     option: opt.OptionOpt = None,
-    limit: LimitOpt = None,
+    limit: opt.LimitOpt = None,
     seed: opt.SeedOpt = 0,
     out: EvalOutOpt = None,
     resume: EvalResumeOpt = False,
-    overwrite: OverwriteOpt = False,
+    overwrite: opt.OverwriteOpt = False,
     plot: PlotOpt = None,
     report: ReportOpt = None,
     json_out: EvalJsonOpt = False,
     samples: SamplesOpt = None,
-    field: FieldOpt = None,
-    fmt: FormatOpt = None,
-    blocks: BlocksOpt = False,
+    field: opt.FieldOpt = None,
+    fmt: opt.FormatOpt = None,
+    blocks: opt.BlocksOpt = False,
     model: opt.ModelOpt = None,
     budget: opt.BudgetOpt = None,
     time_limit: opt.TimeOpt = None,
     temperature: opt.TemperatureOpt = None,
-    concurrency: ConcurrencyOpt = None,
+    concurrency: opt.ConcurrencyOpt = None,
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
-    gpu_layers: opt.GpuLayersOpt = 0,
+    gpu_layers: opt.GpuLayersOpt = None,
     ctx: opt.CtxOpt = None,
     threads: opt.ThreadsOpt = None,
     optimize: opt.OptimizeOpt = True,
@@ -139,6 +131,8 @@ def eval_command(
 ) -> None:
     """Compare efforts or strategies on DATA: accuracy (95% CI), tokens, time, and a plot."""
     err = Console(stderr=True)
+    if plot is not None:
+        require_matplotlib()  # before any work, not after the run
     if report is not None:
         if data is not None:
             raise InputError("give DATA or --report FILE, not both")
@@ -146,7 +140,7 @@ def eval_command(
         return
     if data is None:
         raise InputError("no data file given", "pass DATA, or --report FILE to redraw one")
-    batch.check_limit(limit)
+    check_limit(limit)
     requested = batch.parse_concurrency(concurrency)
     overrides = parse_overrides(option or [])
     if samples is not None:
@@ -157,35 +151,36 @@ def eval_command(
     else:
         configs = configurations(effort, strategy, overrides)
     seconds = opt.parse_duration(time_limit)
-    problems = batch.load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
-    batch.check_output(out, resume=resume, overwrite=overwrite, source=data)
-    earlier = batch.prepare_resume(out).records if resume and out else []
-    options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
-                            api_key_env=api_key_env, optimize=optimize)
-    loaded: Loaded | None = None
-    log = open_log("eval", err, no_log, no_cache, reuse=False)
-    records = list(earlier)
-    interrupted = False
-    with closing_writer(out, resume, overwrite, stdout=False) as writer:
-        for i, config in enumerate(configs, 1):
-            todo = _todo(problems, earlier, config.label)
-            if not todo:
-                continue
-            if loaded is None:
-                loaded = load(err, engine, options)
-            setup = Setup(loaded, config.plan, sampling_for(
-                loaded, seed, temperature, single_chain=config.plan.spec.single_chain),
-                          budget, seconds, CLOCK, {"config": config.label},
-                          log.bind(Request(config.plan, seed, temperature, budget, seconds,
-                                           ctx)))
-            workers = workers_for(err, requested, loaded, config.plan, options.slots)
-            name = f"{config.label} ({i}/{len(configs)})"
-            with progress_view(err, len(todo), name) as view:
-                outcome = batch.run_batch(todo, setup, writer, view, workers)
-            records += outcome.records
-            if outcome.interrupted:
-                interrupted = True
-                break
+    problems = load_problems(data, fmt=fmt, field=field, blocks=blocks)[:limit]
+    check_output(out, resume=resume, overwrite=overwrite, source=data)
+    with outlock.hold(out):  # one writer per --out, for the whole run
+        earlier = prepare_resume(out).records if resume and out else []
+        options = EngineOptions(model, gpu_layers, ctx, threads, base_url=base_url,
+                                api_key_env=api_key_env, optimize=optimize)
+        loaded: Loaded | None = None
+        log = open_log("eval", err, no_log, no_cache, reuse=False)
+        records = list(earlier)
+        interrupted = False
+        with closing_writer(out, resume, overwrite, stdout=False) as writer:
+            for i, config in enumerate(configs, 1):
+                todo = _todo(problems, earlier, config.label)
+                if not todo:
+                    continue
+                if loaded is None:
+                    loaded = load(err, engine, options)
+                sampling = sampling_for(loaded, seed, temperature,
+                                        single_chain=config.plan.spec.single_chain)
+                request = Request(config.plan, seed, temperature, budget, seconds, ctx)
+                setup = Setup(loaded, config.plan, sampling, budget, seconds, CLOCK, config.label,
+                              log.bind(request))
+                workers = workers_for(err, requested, loaded, config.plan)
+                name = f"{config.label} ({i}/{len(configs)})"
+                with progress_view(err, len(todo), name) as view:
+                    outcome = batch.run_batch(todo, setup, writer, view, workers)
+                records += outcome.records
+                if outcome.interrupted:
+                    interrupted = True
+                    break
     wanted = {(c.label, p.id) for c in configs for p in problems}
     kept = [r for r in records if (config_label(r), r["id"]) in wanted]
     show_report(kept, plot=plot, json_out=json_out, err=err)
@@ -224,13 +219,13 @@ def split_list(value: str | None, name: str) -> list[str]:
 
 def _todo(problems: Sequence[Problem], earlier: Sequence[Record], label: str) -> list[Problem]:
     done = {r["id"] for r in earlier if config_label(r) == label}
-    return batch.pending(problems, done)
+    return pending(problems, done)
 
 
 def _saved_records(err: Console, path: Path) -> list[Record]:
     if not path.exists():
         raise InputError(f"cannot read {path}: No such file or directory")
-    existing = batch.read_records(path)
+    existing = read_records(path)
     if existing.unreadable:
         say(err, f"ponder: note: skipped {existing.unreadable} unreadable line(s) in {path}",
             "yellow")

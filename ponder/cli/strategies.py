@@ -13,10 +13,14 @@ from rich.table import Table
 from ponder.cli import _options as opt
 from ponder.strategies import STRATEGIES
 from ponder.strategies.effort import DEFAULT_EFFORT, EFFORTS
+from ponder.strategies.options import ChainOptions
 
 
 def _options_of(cls: type[Any]) -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(cls)}
+    """A strategy's options and defaults: its own first, then those all chains share."""
+    shared = {f.name for f in dataclasses.fields(ChainOptions)}
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name in shared)
+    return {f.name: f.default for f in fields}
 
 
 def strategies(json_out: opt.JsonOpt = False) -> None:

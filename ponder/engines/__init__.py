@@ -16,7 +16,8 @@ class EngineOptions:
     """Everything a factory may need to load a model; hashable so loads can be cached."""
 
     model: str | None = None
-    gpu_layers: int = 0
+    gpu_layers: int | None = None
+    """Layers to offload to a GPU; None: all with a GPU build of llama.cpp, else none."""
     n_ctx: int | None = None
     threads: int | None = None
     slots: int = 8
@@ -70,19 +71,21 @@ def load_engine(kind: str | None, options: EngineOptions) -> Loaded:
 
 
 def _load_llama(options: EngineOptions) -> Loaded:
-    from ponder.engines.llamacpp import LlamaCppEngine
     from ponder.registry import resolve_model
     from ponder.sources import verify
 
     resolved = resolve_model(options.model, optimized=options.optimize)
     if resolved.entry is not None:
         verify(resolved.path, resolved.entry)
+    from ponder.engines.gpu import offload_layers  # llama.cpp loads only for a usable file
+    from ponder.engines.llamacpp import LlamaCppEngine
+
     engine = LlamaCppEngine(
         resolved.path,
         n_ctx=options.n_ctx,
         n_slots=options.slots,
         n_threads=options.threads,
-        gpu_layers=options.gpu_layers,
+        gpu_layers=offload_layers(options.gpu_layers),
     )
     model_id = resolved.entry.id if resolved.entry else resolved.path.name
     return Loaded(engine, resolved.thinking, model_id, resolved.defaults)

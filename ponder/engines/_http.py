@@ -146,7 +146,7 @@ class RemoteClient:
         response = self._send(request, stream=True, cancel=cancel)
         assert response is not None
         try:
-            yield SSEStream(response.iter_lines())
+            yield SSEStream.of(response)
         finally:
             response.close()
 

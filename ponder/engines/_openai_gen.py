@@ -10,6 +10,11 @@ the tokens it actually returned when it ends, so the requests in flight can neve
 more than what is left. A sequence whose request ran out of its share continues from its
 text with a new request (completions mode) once budget frees up; when none is left it
 finishes with reason "budget". Broken streams are resumed the same way, with backoff.
+
+Stop strings: the server cuts at the first four itself; every one is also looked for here
+(more than four, or a server that ignores them, or one spanning a resumed request), and
+text that could begin one is held back until decided, so that the streamed text always
+equals the final text.
 """
 
 from __future__ import annotations
@@ -19,55 +24,56 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import httpx
-
-from ponder.engines._sse import MalformedEventError, StreamError
+from ponder.engines._http import RemoteClient
+from ponder.engines._openai_stream import (
+    ChunkMessage,
+    ChunkParser,
+    Closed,
+    End,
+    Piece,
+    stream_request,
+)
 from ponder.engines.base import Sampling
 from ponder.errors import EngineError, PonderError, RemoteError
 from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
-from ponder.thinking import THINK_CLOSE, THINK_OPEN
-
-if TYPE_CHECKING:
-    from ponder.engines.openai import OpenAIEngine
-
-TopLogprobs = tuple[tuple[str, float], ...]
+from ponder.textmatch import HoldBack
 
 
-@dataclass(frozen=True)
-class _Piece:
-    """One token (or a chunk's text when the server gives no token breakdown)."""
+class Backend(Protocol):
+    """What a generation needs of its engine (:class:`ponder.engines.openai.OpenAIEngine`):
+    the connection, the request format and a pool to run requests on."""
 
-    rid: int
-    choice: int
-    text: str
-    logprob: float | None = None
-    top: TopLogprobs | None = None
-    synthetic: bool = False
+    @property
+    def client(self) -> RemoteClient: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def supports_continuation(self) -> bool: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def request_body(self, prompt: str, text: str, sampling: Sampling, *, max_tokens: int,
+                     n: int = 1, logprobs: int = 0, seed: int | None = None
+                     ) -> dict[str, Any]: ...
+
+    def submit(self, fn: Callable[[], None]) -> Future[None]: ...
+
+    def mark_no_server_n(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class _End:
-    rid: int
-    choice: int
-    reason: str
-    stop_reason: object = None
-
-
-@dataclass(frozen=True)
-class _Closed:
-    """A request's thread is done; `error` is fatal unless `dropped`."""
-
-    rid: int
-    error: PonderError | None = None
-    dropped: bool = False
-    usage: int | None = None
-
-
-_Message = _Piece | _End | _Closed
 
 
 @dataclass
@@ -92,7 +98,9 @@ class _Request:
 @dataclass
 class _Seq:
     index: int
-    text: str = ""
+    stops: HoldBack
+    text: str = ""  # streamed; `stops.held` follows it
+    late: str = ""  # held-back text released when the sequence ends
     sampled: int = 0
     extra: int = 0  # prompt tokens beyond the original prompt (injected text)
     done: FinishReason | None = None
@@ -103,110 +111,6 @@ class _Seq:
     failures: int = 0
     delay: float = 0.0
     injections: list[str] = field(default_factory=list)
-
-
-class ChunkParser:
-    """Turns one request's JSON chunks into messages (stateful for chat reasoning)."""
-
-    def __init__(self, rid: int, chat: bool, top_k: int) -> None:
-        self.rid = rid
-        self.chat = chat
-        self.top_k = top_k
-        self.reasoning: set[int] = set()
-        self.usage: int | None = None
-
-    def __call__(self, chunk: dict[str, Any]) -> list[_Message]:
-        usage = chunk.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-            self.usage = usage["completion_tokens"]
-        out: list[_Message] = []
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, dict):
-                out += self._choice(choice)
-        return out
-
-    def _choice(self, choice: dict[str, Any]) -> list[_Message]:
-        index = choice.get("index", 0)
-        index = index if isinstance(index, int) else 0
-        out: list[_Message] = []
-        if self.chat:
-            out += self._chat_delta(index, choice)
-        else:
-            out += self._pieces(index, str(choice.get("text") or ""),
-                                _completion_tokens(choice.get("logprobs")))
-        reason = choice.get("finish_reason")
-        if reason:
-            out += self._close_reasoning(index)
-            out.append(_End(self.rid, index, str(reason), choice.get("stop_reason")))
-        return out
-
-    def _chat_delta(self, index: int, choice: dict[str, Any]) -> list[_Message]:
-        delta = choice.get("delta") or {}
-        out: list[_Message] = []
-        thought = delta.get("reasoning_content") or delta.get("reasoning")
-        if thought:
-            if index not in self.reasoning:
-                self.reasoning.add(index)
-                out.append(_Piece(self.rid, index, THINK_OPEN + "\n", synthetic=True))
-            out += self._pieces(index, str(thought), None)
-        content = delta.get("content")
-        if content:
-            out += self._close_reasoning(index)
-            out += self._pieces(index, str(content), _chat_tokens(choice.get("logprobs")))
-        return out
-
-    def _close_reasoning(self, index: int) -> list[_Message]:
-        if index not in self.reasoning:
-            return []
-        self.reasoning.discard(index)
-        return [_Piece(self.rid, index, "\n" + THINK_CLOSE + "\n\n", synthetic=True)]
-
-    def _pieces(self, index: int, text: str,
-                tokens: list[tuple[str, float | None, TopLogprobs | None]] | None,
-                ) -> list[_Message]:
-        if not tokens:
-            return [_Piece(self.rid, index, text)] if text else []
-        joined = "".join(t for t, _, _ in tokens) == text
-        out: list[_Message] = []
-        for i, (tok, logprob, top) in enumerate(tokens):
-            piece = tok if joined else (text if i == 0 else "")
-            top = top[: self.top_k] if top and self.top_k else None
-            out.append(_Piece(self.rid, index, piece, logprob, top))
-        return out
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
-
-
-def _completion_tokens(lp: object) -> list[tuple[str, float | None, TopLogprobs | None]] | None:
-    if not isinstance(lp, dict) or not isinstance(lp.get("tokens"), list):
-        return None
-    tokens, values = lp["tokens"], lp.get("token_logprobs") or []
-    tops = lp.get("top_logprobs") or []
-    out = []
-    for i, tok in enumerate(tokens):
-        value = _float(values[i]) if i < len(values) else None
-        top = tops[i] if i < len(tops) else None
-        alts = tuple(sorted(((str(k), float(v)) for k, v in top.items()), key=lambda kv: -kv[1])
-                     ) if isinstance(top, dict) else None
-        out.append((str(tok), value, alts))
-    return out
-
-
-def _chat_tokens(lp: object) -> list[tuple[str, float | None, TopLogprobs | None]] | None:
-    content = lp.get("content") if isinstance(lp, dict) else None
-    if not isinstance(content, list):
-        return None
-    out = []
-    for item in content:
-        if not isinstance(item, dict):
-            continue
-        alts = tuple((str(a.get("token", "")), float(a.get("logprob", 0.0)))
-                     for a in item.get("top_logprobs") or [] if isinstance(a, dict))
-        out.append((str(item.get("token", "")), _float(item.get("logprob")), alts or None))
-    return out
 
 
 def _finish_reason(reason: str, stop_reason: object, stops: tuple[str, ...]) -> FinishReason:
@@ -223,7 +127,7 @@ def _finish_reason(reason: str, stop_reason: object, stops: tuple[str, ...]) -> 
 class OpenAIGeneration:
     """A running generation: a plain iterator of engine events plus control hooks."""
 
-    def __init__(self, engine: OpenAIEngine, prompt: str, prompt_tokens: int,
+    def __init__(self, engine: Backend, prompt: str, prompt_tokens: int,
                  sampling: Sampling, n: int, budget: int | None, *, logprobs: int,
                  together: bool) -> None:
         self._engine = engine
@@ -232,8 +136,8 @@ class OpenAIGeneration:
         self._sampling = sampling
         self._budget = budget
         self._logprobs = logprobs
-        self._seqs = [_Seq(i) for i in range(n)]
-        self._queue: queue.Queue[_Message] = queue.Queue()
+        self._seqs = [_Seq(i, HoldBack(sampling.stop)) for i in range(n)]
+        self._queue: queue.Queue[ChunkMessage] = queue.Queue()
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count()
         self._charged = 0
@@ -255,6 +159,7 @@ class OpenAIGeneration:
         if s.done is None:
             self._detach(s)
             s.injections.clear()
+            s.stops.drop()
             self._finish(s, reason)
 
     def inject(self, seq: int, text: str) -> None:
@@ -269,8 +174,8 @@ class OpenAIGeneration:
             raise EngineError(f"cannot fork finished sequence {seq}")
         new = []
         for _ in range(k):
-            child = _Seq(len(self._seqs), text=parent.text, sampled=parent.sampled,
-                         extra=parent.extra)
+            child = _Seq(len(self._seqs), parent.stops.copy(), text=parent.text,
+                         sampled=parent.sampled, extra=parent.extra)
             self._seqs.append(child)
             new.append(child.index)
         return new
@@ -303,25 +208,29 @@ class OpenAIGeneration:
         """Injected text and finished sequences, in the order the caller caused them."""
         for s in self._seqs:
             if s.injections and s.done is None:
+                rest = s.stops.flush()
                 for text in s.injections:
-                    s.text += text
+                    s.text += rest + text
                     s.extra += self._engine.count_tokens(text)
-                    yield TokenEvent(s.index, text, injected=True)
+                    yield TokenEvent(s.index, rest + text, injected=True)
+                    rest = ""
                 s.injections.clear()
                 s.waiting, s.failures = True, 0
         while self._finished:
             s = self._seqs[self._finished.popleft()]
             if s.index not in self._reported and s.done is not None:
                 self._reported.add(s.index)
+                if s.late:  # model text held back as a possible stop string
+                    yield TokenEvent(s.index, s.late, injected=True)
                 yield SequenceDone(s.index, s.done, s.text, s.sampled)
 
-    def _handle(self, msg: _Message) -> Iterator[EngineEvent]:
+    def _handle(self, msg: ChunkMessage) -> Iterator[EngineEvent]:
         req = self._requests.get(msg.rid)
         if req is None:
             return
-        if isinstance(msg, _Piece):
+        if isinstance(msg, Piece):
             yield from self._on_piece(req, msg)
-        elif isinstance(msg, _End):
+        elif isinstance(msg, End):
             self._on_end(req, msg)
         else:
             self._on_closed(req, msg)
@@ -333,31 +242,26 @@ class OpenAIGeneration:
         s = self._seqs[req.seqs[choice]]
         return s if s.request is req and s.done is None and choice not in req.ended else None
 
-    def _on_piece(self, req: _Request, msg: _Piece) -> Iterator[EngineEvent]:
+    def _on_piece(self, req: _Request, msg: Piece) -> Iterator[EngineEvent]:
         if not msg.synthetic:
             req.received[msg.choice] = req.received.get(msg.choice, 0) + 1
         s = self._live(req, msg.choice)
         if s is None or req.received.get(msg.choice, 0) > req.grant:
             return
-        s.text += msg.text
-        if msg.synthetic:
-            yield TokenEvent(s.index, msg.text, injected=True)
+        if msg.synthetic:  # reasoning tags: not searched for stop strings
+            text = s.stops.flush() + msg.text
+            s.text += text
+            yield TokenEvent(s.index, text, injected=True)
             return
         s.sampled += 1
-        yield TokenEvent(s.index, msg.text, logprob=msg.logprob, top_logprobs=msg.top)
-        self._check_stop(s, len(msg.text))
+        found = s.stops.feed(msg.text)
+        s.text += found.text
+        yield TokenEvent(s.index, found.text, logprob=msg.logprob, top_logprobs=msg.top)
+        if found.pattern is not None:
+            self._detach(s)
+            self._finish(s, "stop")
 
-    def _check_stop(self, s: _Seq, added: int) -> None:
-        for stop in self._sampling.stop:
-            start = max(0, len(s.text) - added - len(stop) + 1)
-            cut = s.text.find(stop, start)
-            if cut >= 0:
-                s.text = s.text[:cut]
-                self._detach(s)
-                self._finish(s, "stop")
-                return
-
-    def _on_end(self, req: _Request, msg: _End) -> None:
+    def _on_end(self, req: _Request, msg: End) -> None:
         s = self._live(req, msg.choice)
         req.ended.add(msg.choice)
         if s is None:
@@ -372,7 +276,7 @@ class OpenAIGeneration:
         else:
             self._finish(s, "length")
 
-    def _on_closed(self, req: _Request, msg: _Closed) -> None:
+    def _on_closed(self, req: _Request, msg: Closed) -> None:
         del self._requests[req.rid]
         self._charged += req.charge(msg.usage)
         if msg.error is not None and not msg.dropped:
@@ -415,7 +319,10 @@ class OpenAIGeneration:
         return error
 
     def _finish(self, s: _Seq, reason: FinishReason) -> None:
+        """End `s`; text still held back is model text (not a stop string): released."""
         if s.done is None:
+            s.late = s.stops.flush()
+            s.text += s.late
             s.done = reason
             s.waiting = False
             self._finished.append(s.index)
@@ -475,48 +382,17 @@ class OpenAIGeneration:
 
     def _launch(self, seqs: list[_Seq], grant: int, *, limited: bool) -> None:
         first = seqs[0]
-        req = _Request(next(self._ids), [s.index for s in seqs], grant,
-                       resumed=bool(first.text))
+        sofar = first.text + first.stops.held
+        req = _Request(next(self._ids), [s.index for s in seqs], grant, resumed=bool(sofar))
         self._requests[req.rid] = req
         for s in seqs:
             s.request, s.waiting, s.limited = req, False, limited
         seed = self._sampling.seed + (0 if len(seqs) > 1 else first.index)
-        body = self._engine.request_body(self._prompt, first.text, self._sampling,
+        body = self._engine.request_body(self._prompt, sofar, self._sampling,
                                          max_tokens=grant, n=len(seqs),
                                          logprobs=self._logprobs, seed=seed)
         delay, first.delay = first.delay, 0.0
         parser = ChunkParser(req.rid, self._engine.mode == "chat", self._sampling.top_logprobs)
-        self._engine.submit(lambda: _run_request(self._engine, body, req, parser,
-                                                 self._queue, delay))
-
-
-def _run_request(engine: OpenAIEngine, body: dict[str, Any], req: _Request,
-                 parser: ChunkParser, out: queue.Queue[_Message], delay: float) -> None:
-    """Stream one request into `out`; always ends with exactly one _Closed message."""
-    closed = _Closed(req.rid)
-    client = engine.client
-    try:
-        if delay and req.cancel.wait(delay):
-            return
-        with client.stream(engine.path, body, req.cancel) as events:
-            for chunk in events:
-                for msg in parser(chunk):
-                    out.put(msg)
-                if req.cancel.is_set():
-                    break
-        closed = _Closed(req.rid, usage=parser.usage)
-    except PonderError as exc:
-        closed = _Closed(req.rid, exc)
-    except MalformedEventError as exc:
-        closed = _Closed(req.rid, RemoteError(
-            f"the server at {client.display_url} sent a {client.redact(str(exc))}"))
-    except StreamError as exc:
-        closed = _Closed(req.rid, RemoteError(
-            f"the server at {client.display_url} failed mid-stream: {client.redact(str(exc))}"))
-    except httpx.HTTPError as exc:
-        closed = _Closed(req.rid, client.dropped_error(exc), dropped=True)
-    except Exception as exc:  # never leave the generation waiting for this request
-        closed = _Closed(req.rid, EngineError(f"internal error in a request thread: "
-                                              f"{type(exc).__name__}: {exc}"))
-    finally:
-        out.put(closed)
+        client, path = self._engine.client, self._engine.path
+        self._engine.submit(lambda: stream_request(client, path, body, req.rid, req.cancel,
+                                                   parser, self._queue, delay))

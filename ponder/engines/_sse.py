@@ -1,10 +1,12 @@
-"""Server-sent events as OpenAI-compatible servers stream them: lines in, JSON objects out.
+"""Server-sent events as OpenAI-compatible servers stream them, as JSON objects.
 
-Only the `data:` field matters; comments (`: ping`) and other fields are skipped, and a
-`[DONE]` payload ends the stream. `SSEStream.done` tells whether the server said `[DONE]`
-(a stream that just stops was dropped). An ``{"error": ...}`` payload, which several
-servers send instead of a chunk, raises :class:`StreamError`; a payload that is not a JSON
-object raises :class:`MalformedEventError`.
+httpx-sse parses the event stream (fields, comments, multi-line data, line endings) and
+checks that the response is one; this module adds what OpenAI-style streams mean: a
+`[DONE]` payload ends the stream (`SSEStream.done` tells whether the server said it: a
+stream that just stops was dropped), an ``{"error": ...}`` payload, which several servers
+send instead of a chunk, raises :class:`StreamError`, and a payload that is not a JSON
+object, or a response that is not an event stream at all, raises
+:class:`MalformedEventError`.
 """
 
 from __future__ import annotations
@@ -13,34 +15,18 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
+
 DONE_MARK = "[DONE]"
 
 
 class MalformedEventError(Exception):
-    """The server sent an event whose data is not a JSON object."""
+    """The server sent an event whose data is not a JSON object, or no event stream."""
 
 
 class StreamError(Exception):
     """The server reported an error inside the stream."""
-
-
-def iter_data(lines: Iterable[str]) -> Iterator[str]:
-    """The data of each event; an event ends at a blank line (or at the end)."""
-    data: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        if name == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data)
 
 
 def error_text(payload: object) -> str:
@@ -56,19 +42,29 @@ def error_text(payload: object) -> str:
 
 
 class SSEStream:
-    """Iterate JSON chunks from SSE lines; `done` is True once `[DONE]` was seen."""
+    """Iterate JSON chunks from server-sent events; `done` is True once `[DONE]` was seen."""
 
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._lines = lines
+    def __init__(self, events: Iterable[ServerSentEvent]) -> None:
+        self._events = events
         self.done = False
         self.chunks = 0
 
+    @classmethod
+    def of(cls, response: httpx.Response) -> SSEStream:
+        """The stream of a streaming HTTP response."""
+        return cls(EventSource(response).iter_sse())
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for data in iter_data(self._lines):
-            if data.strip() == DONE_MARK:
-                self.done = True
-                return
-            yield self._decode(data)
+        try:
+            for event in self._events:
+                if event.data.strip() == DONE_MARK:
+                    self.done = True
+                    return
+                if event.data:
+                    yield self._decode(event.data)
+        except SSEError as exc:  # not an event stream (its content type)
+            raise MalformedEventError(f"response that is not an event stream "
+                                      f"({error_text(str(exc))})") from None
 
     def _decode(self, data: str) -> dict[str, Any]:
         try:

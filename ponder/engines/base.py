@@ -14,21 +14,19 @@ Contract shared by every engine:
   engine can compute it (None otherwise), whatever `top_logprobs` asks for.
 - One generation per thread at a time: an engine may close a generation the calling thread
   still has open when it calls `start` again. Engines that are safe to use from several
-  threads at once (generations running side by side) say so with `thread_safe = True`.
+  threads at once (generations running side by side) say so with `thread_safe`, and
+  `capacity` says how many sequences they decode at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypedDict, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.events import EngineEvent, FinishReason, Message, SequenceDone, TokenEvent
 
-
-class Message(TypedDict):
-    role: str
-    content: str
+__all__ = ["Completion", "Engine", "Generation", "Message", "Sampling", "fold", "generate"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,16 @@ class Engine(Protocol):
 
     @property
     def context_length(self) -> int: ...
+
+    @property
+    def thread_safe(self) -> bool:
+        """Whether `start` may be called from several threads at once."""
+        ...
+
+    @property
+    def capacity(self) -> int:
+        """How many sequences the engine decodes at once (its slots or connections)."""
+        ...
 
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         """Render messages with the model's own chat template, generation prompt added."""

@@ -22,237 +22,47 @@ the engine's caches are guarded by a lock.
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from ponder.engines._ggufmeta import TemplateInfo, template_info
-from ponder.engines._http import RemoteClient, RetryPolicy, Timeouts, normalize_base_url
+from ponder.engines._http import RemoteClient
 from ponder.engines._openai_gen import OpenAIGeneration
-from ponder.engines.base import Message, Sampling
+from ponder.engines._openai_prompts import (
+    CHAT_MARK,
+    JinjaTemplate,
+    decode_chat,
+    encode_chat,
+    estimate_tokens,
+    template_from_setting,
+)
+from ponder.engines._openai_settings import (
+    OpenAISettings,
+    list_remote_models,
+    make_client,
+    model_ids,
+    resolve_api_key,
+    settings_from,
+)
+from ponder.engines.base import Sampling
 from ponder.errors import (
     ContextOverflowError,
     InputError,
     ModelNotFoundError,
     RemoteError,
 )
+from ponder.events import Message
 from ponder.thinking import THINK_OPEN, ThinkingStyle
+
+__all__ = ["OpenAIEngine", "OpenAISettings", "decode_chat", "encode_chat", "list_remote_models",
+           "load_openai", "resolve_api_key", "settings_from"]
 
 Mode = Literal["completions", "chat"]
 DEFAULT_CONTEXT = 2048
-DEFAULT_KEY_ENV = "PONDER_API_KEY"
-CHAT_MARK = "\x1eponder-chat\x1e"
 PROBE_TEXT = "Hello"
-
-
-@dataclass(frozen=True)
-class OpenAISettings:
-    """How to reach and use one server. The key itself is never shown (repr=False)."""
-
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
-    api_key_env: str | None = None
-    model: str | None = None
-    mode: Literal["auto", "completions", "chat"] = "auto"
-    chat_template: str | None = None
-    context_length: int | None = None
-    thinking: ThinkingStyle | None = None
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    max_connections: int = 8
-    extra_sampling: bool = True
-    server_n: bool | None = None
-    logprobs: bool | None = None
-    always_logprobs: bool = False
-
-
-# -- settings from options, config and the environment ----------------------------------
-
-
-def _table(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    table = config.get("openai", {})
-    if not isinstance(table, Mapping):
-        raise InputError("the config file's [openai] entry must be a table")
-    return table
-
-
-def resolve_api_key(env_name: str | None, config: Mapping[str, Any]) -> tuple[str | None,
-                                                                              str | None]:
-    """(key, the variable it came from): --api-key-env, the config file, or $PONDER_API_KEY."""
-    env_name = env_name or config.get("api_key_env") or None
-    if env_name:
-        value = os.environ.get(str(env_name))
-        if not value:
-            raise InputError(f"the environment variable {env_name} (from --api-key-env) is "
-                             "not set or empty", f"export {env_name}=... first")
-        return value, str(env_name)
-    key = _table(config).get("api_key") or config.get("api_key")
-    if key:
-        return str(key), None
-    return os.environ.get(DEFAULT_KEY_ENV) or None, DEFAULT_KEY_ENV
-
-
-def _number(table: Mapping[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise InputError(f"config [openai] {key} must be a positive number")
-    return float(value)
-
-
-def _whole(table: Mapping[str, Any], key: str, default: int, least: int) -> int:
-    value = table.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise InputError(f"config [openai] {key} must be a whole number of at least {least}")
-    return value
-
-
-def settings_from(
-    base_url: str | None,
-    api_key_env: str | None,
-    config: Mapping[str, Any],
-    *,
-    model: str | None = None,
-    context_length: int | None = None,
-) -> OpenAISettings:
-    """Settings from command-line values, falling back on the config file."""
-    table = _table(config)
-    url = base_url or table.get("base_url") or config.get("base_url")
-    if not url:
-        raise InputError("--engine openai needs a server URL",
-                         "pass --base-url http://HOST:PORT/v1 or set base_url in the config")
-    key, key_env = resolve_api_key(api_key_env, config)
-    retry = RetryPolicy(attempts=_whole(table, "retries", 3, 0) + 1)
-    timeouts = Timeouts(_number(table, "connect_timeout", 5.0),
-                        _number(table, "read_timeout", 300.0))
-    mode = table.get("mode", "auto")
-    if mode not in ("auto", "completions", "chat"):
-        raise InputError("config [openai] mode must be auto, completions or chat")
-    thinking = table.get("thinking")
-    if thinking not in (None, "native", "prompted"):
-        raise InputError("config [openai] thinking must be native or prompted")
-    ctx = table.get("context_length", context_length)
-    return OpenAISettings(
-        base_url=normalize_base_url(str(url)), api_key=key, api_key_env=key_env,
-        model=model or table.get("model"), mode=mode, chat_template=table.get("chat_template"),
-        context_length=int(ctx) if ctx else None, thinking=thinking, timeouts=timeouts,
-        retry=retry, max_connections=_whole(table, "max_connections", 8, 1),
-        extra_sampling=bool(table.get("extra_sampling", True)),
-        server_n=table.get("server_n"), logprobs=table.get("logprobs"),
-        always_logprobs=bool(table.get("always_logprobs", False)),
-    )
-
-
-def make_client(settings: OpenAISettings) -> RemoteClient:
-    return RemoteClient(settings.base_url, settings.api_key, api_key_env=settings.api_key_env,
-                        timeouts=settings.timeouts, retry=settings.retry,
-                        max_connections=settings.max_connections)
-
-
-def _model_ids(payload: Any) -> list[str]:
-    data = payload.get("data") if isinstance(payload, dict) else payload
-    if not isinstance(data, list):
-        return []
-    return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
-
-
-def list_remote_models(base_url: str | None, api_key_env: str | None) -> list[str]:
-    """The model ids a server offers (`GET /v1/models`); the URL may come from the config."""
-    from ponder.config import load_config
-
-    settings = settings_from(base_url, api_key_env, load_config())
-    client = make_client(settings)
-    try:
-        return _model_ids(client.get_json("/models"))
-    finally:
-        client.close()
-
-
-# -- prompts ------------------------------------------------------------------------------
-
-
-def _raise(message: str) -> None:
-    raise ValueError(message)
-
-
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
-
-
-class JinjaTemplate:
-    """A Hugging Face-style Jinja chat template, rendered here as transformers does."""
-
-    def __init__(self, info: TemplateInfo) -> None:
-        import jinja2
-        import jinja2.ext
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        self.info = info
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                            extensions=[jinja2.ext.loopcontrols])
-        env.filters["tojson"] = _tojson
-        env.globals.update(raise_exception=_raise,
-                           strftime_now=lambda fmt: datetime.now().strftime(fmt))
-        try:
-            self._template = env.from_string(info.template)
-        except jinja2.TemplateError as exc:
-            raise InputError(f"the chat template does not parse: {exc}") from None
-        uses_bos = info.add_bos if info.add_bos is not None else "bos_token" in info.template
-        self._strip = info.bos_token if uses_bos and info.bos_token else ""
-
-    def render(self, messages: Sequence[Message]) -> str:
-        try:
-            prompt = self._template.render(
-                messages=[dict(m) for m in messages], add_generation_prompt=True,
-                bos_token=self.info.bos_token, eos_token=self.info.eos_token)
-        except Exception as exc:  # jinja and raise_exception errors of every kind
-            raise InputError(f"the chat template failed to render: {exc}") from None
-        if self._strip and prompt.startswith(self._strip):
-            prompt = prompt[len(self._strip):]  # the server adds BOS itself
-        return prompt
-
-
-def encode_chat(messages: Sequence[Message]) -> str:
-    """Chat mode's 'rendered prompt': the messages, recoverable by `decode_chat`."""
-    return CHAT_MARK + json.dumps([dict(m) for m in messages], ensure_ascii=False) + CHAT_MARK
-
-
-def decode_chat(prompt: str) -> tuple[list[dict[str, str]], str]:
-    """(messages, assistant prefix) of a chat-mode prompt; plain text is one user message."""
-    if prompt.startswith(CHAT_MARK):
-        end = prompt.find(CHAT_MARK, len(CHAT_MARK))
-        if end > 0:
-            messages = json.loads(prompt[len(CHAT_MARK):end])
-            return messages, prompt[end + len(CHAT_MARK):]
-    return [{"role": "user", "content": prompt}], ""
-
-
-def _template_from_setting(value: str) -> TemplateInfo:
-    path = Path(value).expanduser()
-    if "{" not in value and path.suffix == ".gguf":
-        info = template_info(path)
-        if info is None:
-            raise InputError(f"config [openai] chat_template: {path} has no chat template")
-        return info
-    if "{" not in value:
-        try:
-            value = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read chat template {path}: {exc.strerror}") from None
-    return TemplateInfo(value, "", "")
-
-
-def estimate_tokens(text: str) -> int:
-    """A deliberately high estimate, for servers that cannot count tokens."""
-    return math.ceil(len(text.encode("utf-8")) / 3)
 
 
 # -- the engine ---------------------------------------------------------------------------
@@ -280,7 +90,7 @@ class OpenAIEngine:
 
     def _connect(self) -> None:
         self._listing = self.client.get_json("/models")
-        self._models = _model_ids(self._listing)
+        self._models = model_ids(self._listing)
         self._model = self._pick_model()
         self._props = self._get_props()
         self.template = self._find_template()
@@ -313,7 +123,7 @@ class OpenAIEngine:
         if self.settings.mode == "chat":
             return None
         if self.settings.chat_template:
-            return JinjaTemplate(_template_from_setting(self.settings.chat_template))
+            return JinjaTemplate(template_from_setting(self.settings.chat_template))
         served = self._props.get("chat_template")
         if isinstance(served, str) and served.strip():
             return JinjaTemplate(TemplateInfo(served, str(self._props.get("bos_token") or ""),
@@ -359,6 +169,11 @@ class OpenAIEngine:
     @property
     def context_length(self) -> int:
         return self._context_length
+
+    @property
+    def capacity(self) -> int:
+        """Requests run at once: the connections to the server."""
+        return self.settings.max_connections
 
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         if self.template is None:

@@ -2,8 +2,9 @@
 
 Queue outputs with :meth:`ScriptedEngine.enqueue`; every new sequence (from `start`, a
 `fork`, or the continuation after an `inject`) takes the next queued script. Text is split
-into word-sized tokens. Stop strings, max tokens, budgets, aborts, injections and forks
-behave as the real engines do, so strategies can be tested without a model.
+into word-sized tokens. Stop strings (held back while undecided, so the streamed text
+always equals the final text), max tokens, budgets, aborts, injections and forks behave as
+the real engines do, so strategies can be tested without a model.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ponder.engines.base import Message, Sampling
+from ponder.engines.base import Sampling
 from ponder.errors import ContextOverflowError, EngineError, InputError
-from ponder.events import EngineEvent, FinishReason, SequenceDone, TokenEvent
+from ponder.events import EngineEvent, FinishReason, Message, SequenceDone, TokenEvent
+from ponder.textmatch import HoldBack
 
 _TOKEN_RE = re.compile(r"\s*\S+|\s+")
 
@@ -53,6 +55,7 @@ class _Seq:
     index: int
     pending: deque[str]
     logprob: float
+    stops: HoldBack
     text: str = ""
     sampled: int = 0
     injections: list[str] = field(default_factory=list)
@@ -65,14 +68,15 @@ class ScriptedGeneration:
         self._sampling = sampling
         self._budget = budget
         self._used = 0
-        self._seqs: list[_Seq] = [self._new_seq(i, "") for i in range(n)]
+        self._seqs: list[_Seq] = [self._new_seq(i, "", HoldBack(sampling.stop))
+                                  for i in range(n)]
         self._closed = False
 
-    def _new_seq(self, index: int, text: str) -> _Seq:
-        script = self._engine._next_script()
+    def _new_seq(self, index: int, text: str, stops: HoldBack) -> _Seq:
+        script = self._engine.next_script()
         tokens = script.pieces() if script else deque[str]()
         return _Seq(index=index, pending=tokens, logprob=script.logprob if script else 0.0,
-                    text=text)
+                    stops=stops, text=text)
 
     def _find(self, seq: int) -> _Seq:
         if not 0 <= seq < len(self._seqs):
@@ -98,7 +102,7 @@ class ScriptedGeneration:
             raise EngineError(f"cannot fork finished sequence {seq}")
         new = []
         for _ in range(k):
-            child = self._new_seq(len(self._seqs), parent.text)
+            child = self._new_seq(len(self._seqs), parent.text, parent.stops.copy())
             child.sampled = parent.sampled
             self._seqs.append(child)
             new.append(child.index)
@@ -123,51 +127,69 @@ class ScriptedGeneration:
         if s.done is not None:
             return
         if s.injections:
-            for text in s.injections:
-                s.text += text
-                yield TokenEvent(s.index, text, injected=True)
-            s.injections.clear()
-            script = self._engine._next_script()
-            s.pending = script.pieces() if script else deque()
-            if script:
-                s.logprob = script.logprob
+            yield from self._inject(s)
         if not s.pending:
-            s.done = "eos"
-            return
-        if s.sampled >= self._sampling.max_tokens:
-            s.done = "length"
-            return
-        if self._budget is not None and self._used >= self._budget:
-            s.done = "budget"
-            return
+            self._end(s, "eos")
+        elif s.sampled >= self._sampling.max_tokens:
+            self._end(s, "length")
+        elif self._budget is not None and self._used >= self._budget:
+            self._end(s, "budget")
+        else:
+            yield self._token(s)
+
+    def _inject(self, s: _Seq) -> Iterator[EngineEvent]:
+        """Injected text, after any held-back text; then the next script continues."""
+        rest = s.stops.flush()
+        for text in s.injections:
+            s.text += rest + text
+            yield TokenEvent(s.index, rest + text, injected=True)
+            rest = ""
+        s.injections.clear()
+        script = self._engine.next_script()
+        s.pending = script.pieces() if script else deque()
+        if script:
+            s.logprob = script.logprob
+
+    def _token(self, s: _Seq) -> TokenEvent:
+        """The next scripted token. Its text is cut at a stop string, and what could begin
+        one is held back until decided: released when the script runs out (nothing sampled
+        can follow) or the sequence ends with this token."""
         piece = s.pending.popleft()
         s.sampled += 1
         self._used += 1
         self._engine.tokens_generated += 1
-        s.text += piece
+        found = s.stops.feed(piece)
+        text = found.text
+        if found.pattern is not None:
+            s.pending.clear()
+            s.done = "stop"
+        elif s.sampled >= self._sampling.max_tokens and s.pending:
+            s.done = "length"
+        if s.done is not None or not s.pending:
+            text += s.stops.flush()
+        s.text += text
         top = None
         if self._sampling.top_logprobs:
             top = ((piece, s.logprob), *_alternatives(s.logprob, self._sampling.top_logprobs - 1))
-        yield TokenEvent(s.index, piece, token=hash(piece) & 0xFFFF, logprob=s.logprob,
-                         top_logprobs=top)
-        for stop in self._sampling.stop:
-            cut = s.text.find(stop)
-            if cut >= 0:
-                s.text = s.text[:cut]
-                s.pending.clear()
-                s.done = "stop"
-                return
-        if s.sampled >= self._sampling.max_tokens and s.pending:
-            s.done = "length"
+        return TokenEvent(s.index, text, token=hash(piece) & 0xFFFF, logprob=s.logprob,
+                          top_logprobs=top)
+
+    @staticmethod
+    def _end(s: _Seq, reason: FinishReason) -> None:
+        """End `s` without a token of its own; text still held back is dropped."""
+        s.stops.drop()
+        s.done = reason
 
 
 class ScriptedEngine:
     """Replays queued outputs. Records every prompt it was given in `prompts`.
 
-    `fingerprint` stands for a model file's sha256 (the run log keys its cache and chains
-    on it); without one, runs are logged but never answered from the log.
+    Not thread-safe (one queue of scripts); subclasses that are may say so. `fingerprint`
+    stands for a model file's sha256 (the run log keys its cache and chains on it); without
+    one, runs are logged but never answered from the log.
     """
 
+    thread_safe = False
     fingerprint: str | None = None
 
     def __init__(
@@ -177,11 +199,13 @@ class ScriptedEngine:
         model_name: str = "scripted",
         context_length: int = 4096,
         opens_think: bool = False,
+        capacity: int = 8,
     ) -> None:
         self._queue: deque[Script] = deque()
         self._model_name = model_name
         self._context_length = context_length
         self.opens_think = opens_think
+        self.capacity = capacity
         self.prompts: list[str] = []
         self.aborted: list[int] = []
         self.tokens_generated = 0
@@ -200,7 +224,8 @@ class ScriptedEngine:
             self._queue.append(out if isinstance(out, Script) else Script(out))
         return self
 
-    def _next_script(self) -> Script | None:
+    def next_script(self) -> Script | None:
+        """The next queued output (None when the queue is empty)."""
         return self._queue.popleft() if self._queue else None
 
     def chat_prompt(self, messages: Sequence[Message]) -> str:

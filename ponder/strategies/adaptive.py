@@ -16,16 +16,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ponder.events import Sample, StrategyNote
-from ponder.strategies.aggregate import LiveTally, ballots_from, tally
+from ponder.strategies.aggregate import (
+    LiveTally,
+    ballots_from,
+    tally,
+    vote_result,
+    vote_updates,
+)
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, run_chains
-from ponder.strategies.flow import emit, skip_thinking, tap
+from ponder.strategies.multistep import emit, mean_probability, skip_thinking, tap
+from ponder.strategies.options import MAX_CHAINS, ChainOptions
 from ponder.strategies.stopping import StopRule, decide
-from ponder.strategies.vote import MAX_CHAINS, mean_probability, vote_result, vote_updates
 
 
 @dataclass
-class AdaptiveOptions:
+class AdaptiveOptions(ChainOptions):
     start: int = 2
     step: int = 2
     max_n: int = 8
@@ -35,8 +41,6 @@ class AdaptiveOptions:
     give_up_share: float = 0.5
     greedy_first: bool = False
     nothinking: bool = False
-    think_cap: int | None = 1024
-    answer_reserve: int = 64
 
     def validate(self) -> None:
         require(1 <= self.max_n <= MAX_CHAINS, f"max_n must be between 1 and {MAX_CHAINS}")
@@ -47,8 +51,7 @@ class AdaptiveOptions:
                 "threshold must be 0 (off) or in (0.5, 1)")
         require(self.give_up_after >= 0, "give_up_after must be 0 (off) or more")
         require(0.0 < self.give_up_share <= 1.0, "give_up_share must be in (0, 1]")
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+        super().validate()
 
     def rule(self) -> StopRule:
         return StopRule(self.start, self.step, self.max_n, self.window, self.threshold,

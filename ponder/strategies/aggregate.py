@@ -1,4 +1,5 @@
-"""Vote aggregation and stopping rules, apart from any search.
+"""Vote aggregation and stopping rules, apart from any search, and the vote's events and
+result.
 
 Answers are grouped by mathematical equivalence (:func:`ponder.answers.group_answers`), so
 "1/2", "0.5" and "\\frac{1}{2}" are one candidate. Each ballot carries a weight (1 for a plain
@@ -13,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ponder.answers import group_answers
-from ponder.events import ChainDone, Sample
+from ponder.events import ChainDone, Result, Sample, StrategyEvent, VoteUpdate
+from ponder.strategies.base import Task
+from ponder.strategies.multistep import After, make_result
 
 
 @dataclass(frozen=True)
@@ -142,3 +145,28 @@ class LiveTally:
     @property
     def votes(self) -> int:
         return len(self._ballots)
+
+
+def vote_updates(live: LiveTally) -> After:
+    """A `tap` callback: after each finished chain, the new tally."""
+
+    def after(event: StrategyEvent) -> Iterable[StrategyEvent]:
+        if isinstance(event, ChainDone):
+            yield VoteUpdate(weights(live.add(event)))
+
+    return after
+
+
+def vote_result(task: Task, samples: list[Sample], groups: list[Group], **settings: object
+                ) -> Result:
+    """The winning group's best chain as the result; every chain's sample; the tally."""
+    chosen = winner_sample(samples, groups)
+    return make_result(task, chosen, samples, weights(groups), **settings)
+
+
+def winner_sample(samples: list[Sample], groups: list[Group]) -> Sample | None:
+    """The sample speaking for the winning group (or the first sample when none voted)."""
+    by_chain = {s.chain: s for s in samples}
+    if groups:
+        return by_chain[groups[0].best().chain]
+    return samples[0] if samples else None

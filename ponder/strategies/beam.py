@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from ponder.events import ChainDone, FinishReason, Sample, StrategyEvent, StrategyNote, TokenEvent
 from ponder.strategies.aggregate import ballots_from, tally, weights
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.best_of_n import tokens_per_call
 from ponder.strategies.chains import ChainConfig, ChainState, run_chains
-from ponder.strategies.flow import answer_from, emit, holding, judge, make_result, sample_of
-from ponder.strategies.verifiers import NEUTRAL, VERIFIERS, Verifier, make_verifier
+from ponder.strategies.multistep import answer_from, emit, holding, judge, make_result, sample_of
+from ponder.strategies.verifiers import (
+    NEUTRAL,
+    VERIFIERS,
+    Verifier,
+    make_verifier,
+    tokens_per_call,
+)
 from ponder.thinking import split_thinking
 
 STEP_BREAK = "\n\n"

@@ -11,24 +11,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ponder.events import BudgetUpdate, ChainDone, Sample, StrategyNote
-from ponder.strategies.aggregate import LiveTally, ballots_from, tally, weights
+from ponder.strategies.aggregate import LiveTally, ballots_from, tally, vote_updates, weights
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import ChainConfig, run_chains
-from ponder.strategies.flow import Events, emit, holding, judge, make_result, solution_text, tap
-from ponder.strategies.verifiers import NEUTRAL, VERIFIERS, Verifier, make_verifier
-from ponder.strategies.vote import MAX_CHAINS, mean_probability, vote_updates
+from ponder.strategies.chains import run_chains
+from ponder.strategies.multistep import (
+    Events,
+    emit,
+    holding,
+    judge,
+    make_result,
+    mean_probability,
+    solution_text,
+    tap,
+)
+from ponder.strategies.options import MAX_CHAINS, ChainOptions
+from ponder.strategies.verifiers import (
+    NEUTRAL,
+    VERIFIERS,
+    Verifier,
+    make_verifier,
+    tokens_per_call,
+)
 
 SELECTIONS = ("best", "weighted")
 
 
 @dataclass
-class BestOfNOptions:
+class BestOfNOptions(ChainOptions):
     n: int = 4
     verifier: str = "self"
     top_logprobs: int = 10
     select: str = "best"
-    think_cap: int | None = 1024
-    answer_reserve: int = 64
 
     def validate(self) -> None:
         require(1 <= self.n <= MAX_CHAINS, f"n must be between 1 and {MAX_CHAINS}")
@@ -36,26 +49,20 @@ class BestOfNOptions:
                 f"unknown verifier '{self.verifier}': choose from {', '.join(VERIFIERS)}")
         require(1 <= self.top_logprobs <= 100, "top_logprobs must be between 1 and 100")
         require(self.select in SELECTIONS, f"select must be one of {', '.join(SELECTIONS)}")
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+        super().validate()
 
 
 def run(task: Task, opts: BestOfNOptions) -> StrategyRun:
     verifier = make_verifier(opts.verifier, opts.top_logprobs)
-    config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve)
     with holding(task.budget, opts.n * tokens_per_call(verifier)):
-        samples = yield from tap(run_chains(task, opts.n, config, on_token=mean_probability()),
+        samples = yield from tap(run_chains(task, opts.n, opts.chain_config(),
+                                            on_token=mean_probability()),
                                  vote_updates(LiveTally()))
     yield from score_all(task, verifier, samples)
     chosen = pick(samples, opts.select)
     votes = weights(tally(ballots_from(samples, "score")))
     return make_result(task, chosen, samples, votes, verifier=opts.verifier,
                        scored=sum(s.score is not None for s in samples))
-
-
-def tokens_per_call(verifier: Verifier) -> int:
-    """Tokens one verifier call generates (optional attribute; model verifiers take 1)."""
-    return int(getattr(verifier, "tokens_per_call", 1))
 
 
 def score_all(task: Task, verifier: Verifier, samples: list[Sample]) -> Events:

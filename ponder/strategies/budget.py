@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ponder.events import FinishReason, Sample, StrategyEvent, StrategyNote, TokenEvent
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, ChainState, run_chains
-from ponder.strategies.flow import (
+from ponder.strategies.multistep import (
     answer_from,
     emit,
     make_result,
@@ -26,6 +26,7 @@ from ponder.strategies.flow import (
     opening,
     sample_of,
 )
+from ponder.strategies.options import ChainOptions
 from ponder.thinking import THINK_CLOSE
 
 EXTEND: FinishReason = "abort"
@@ -33,17 +34,15 @@ EXTEND: FinishReason = "abort"
 
 
 @dataclass
-class BudgetOptions:
-    think_cap: int | None = 1024
+class BudgetOptions(ChainOptions):
     min_think: int = 0
     waits: int = 0
     max_waits: int = 2
     wait: str = "Wait"
     answer_tokens: int = 1024
-    answer_reserve: int = 64
 
     def validate(self) -> None:
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
+        super().validate()
         require(self.min_think >= 0, "min_think must not be negative")
         require(self.think_cap is None or self.min_think <= self.think_cap,
                 "min_think must not exceed think_cap")
@@ -51,7 +50,6 @@ class BudgetOptions:
         require(self.max_waits <= 64, "max_waits must be at most 64")
         require(bool(self.wait.strip()), "wait must not be empty")
         require(self.answer_tokens >= 1, "answer_tokens must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
 
 
 @dataclass

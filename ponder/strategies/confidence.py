@@ -25,10 +25,19 @@ from ponder.events import (
     TokenEvent,
     VoteUpdate,
 )
-from ponder.strategies.aggregate import Group, LiveTally, ballots_from, leader_share, tally, weights
+from ponder.strategies.aggregate import (
+    Group,
+    LiveTally,
+    ballots_from,
+    leader_share,
+    tally,
+    vote_result,
+    weights,
+)
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, ChainState, run_chains
-from ponder.strategies.flow import After, emit, tap
+from ponder.strategies.multistep import After, emit, tap
+from ponder.strategies.options import MAX_CHAINS, ChainOptions
 from ponder.strategies.scoring import (
     MEASURES,
     ChainConfidence,
@@ -36,13 +45,12 @@ from ponder.strategies.scoring import (
     keep_most_confident,
     percentile,
 )
-from ponder.strategies.vote import MAX_CHAINS, vote_result
 
 EARLY_STOP: FinishReason = "abort"
 
 
 @dataclass
-class ConfidenceOptions:
+class ConfidenceOptions(ChainOptions):
     n: int = 16
     warmup: int = 4
     window: int = 64
@@ -52,8 +60,6 @@ class ConfidenceOptions:
     tail: int = 256
     consensus: float = 0.95
     early_stop: bool = True
-    think_cap: int | None = 1024
-    answer_reserve: int = 64
 
     def validate(self) -> None:
         require(1 <= self.n <= MAX_CHAINS, f"n must be between 1 and {MAX_CHAINS}")
@@ -64,8 +70,7 @@ class ConfidenceOptions:
         require(0.0 < self.keep <= 1.0, "keep must be in (0, 1]: the share of chains kept")
         require(self.measure in MEASURES, f"measure must be one of {', '.join(MEASURES)}")
         require(0.5 < self.consensus <= 1.0, "consensus must be in (0.5, 1]")
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+        super().validate()
 
 
 @dataclass

@@ -8,22 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ponder.events import Result, Sample
-from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import ChainConfig, run_chains
+from ponder.strategies.base import StrategyRun, StrategySpec, Task
+from ponder.strategies.chains import run_chains
+from ponder.strategies.options import ChainOptions
 from ponder.strategies.probes import ProbeConfig, check_probes
 
 
 @dataclass
-class CotOptions:
-    think_cap: int | None = 1024
-    answer_reserve: int = 64
+class CotOptions(ChainOptions):
     probe_every: int = 0
     probe_agree: int = 2
     probe_confidence: float = 0.0
 
     def validate(self) -> None:
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+        super().validate()
         check_probes(self.probe_every, self.probe_agree, self.probe_confidence)
 
     def probe(self) -> ProbeConfig:
@@ -31,9 +29,7 @@ class CotOptions:
 
 
 def run(task: Task, opts: CotOptions) -> StrategyRun:
-    config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve,
-                         probe=opts.probe())
-    samples = yield from run_chains(task, 1, config)
+    samples = yield from run_chains(task, 1, opts.chain_config(probe=opts.probe()))
     return single_result(task, samples)
 
 

@@ -49,11 +49,10 @@ from ponder.events import (
 )
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.beam import STEP_BREAK
-from ponder.strategies.best_of_n import tokens_per_call
 from ponder.strategies.chains import ChainConfig, ChainState, run_chains
-from ponder.strategies.flow import answer_from, emit, holding, judge, make_result, sample_of
 from ponder.strategies.mcts_tree import Node, Tree
-from ponder.strategies.verifiers import VERIFIERS, Verifier, make_verifier
+from ponder.strategies.multistep import answer_from, emit, holding, judge, make_result, sample_of
+from ponder.strategies.verifiers import VERIFIERS, Verifier, make_verifier, tokens_per_call
 from ponder.thinking import THINK_OPEN, split_thinking
 
 CUT: frozenset[FinishReason] = frozenset({"budget", "time", "interrupted"})

@@ -12,11 +12,11 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from ponder.engines.base import Message
-from ponder.events import Sample, StrategyEvent, StrategyNote
+from ponder.events import Message, Sample, StrategyEvent, StrategyNote
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
 from ponder.strategies.chains import ChainConfig, run_chains
-from ponder.strategies.flow import emit, make_result, run_on, solution_text
+from ponder.strategies.multistep import emit, make_result, run_on, solution_text
+from ponder.strategies.options import ChainOptions
 from ponder.thinking import PROMPTED_SYSTEM
 
 CRITIC_SYSTEM = (
@@ -38,27 +38,22 @@ _VERDICT = re.compile(r"verdict\W*\s*(correct|incorrect|wrong|right)", re.IGNORE
 
 
 @dataclass
-class RefineOptions:
+class RefineOptions(ChainOptions):
     rounds: int = 2
-    think_cap: int | None = 1024
     critique_tokens: int = 512
-    answer_reserve: int = 64
     stop_when_correct: bool = True
 
     def validate(self) -> None:
         require(0 <= self.rounds <= 16, "rounds must be between 0 and 16")
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
         require(self.critique_tokens >= 1, "critique_tokens must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
+        super().validate()
 
 
 Solve = Generator[StrategyEvent, None, Sample | None]
 
 
 def run(task: Task, opts: RefineOptions) -> StrategyRun:
-    config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve,
-                         label="answer")
-    first = yield from run_chains(task, 1, config)
+    first = yield from run_chains(task, 1, opts.chain_config(label="answer"))
     solutions = list(first)
     rounds = 0
     for r in range(1, opts.rounds + 1):
@@ -101,9 +96,8 @@ def _revise(task: Task, opts: RefineOptions, solution: Sample, critique: str, r:
                                    solution=_quote(solution_text(solution)),
                                    critique=_quote(critique))
     prompt = task.engine.chat_prompt(_messages(task, PROMPTED_SYSTEM, content))
-    config = ChainConfig(think_cap=opts.think_cap, answer_reserve=opts.answer_reserve,
-                         label=f"revision {r}")
-    done = yield from run_on(task, prompt, 1, config, first_chain=chain)
+    done = yield from run_on(task, prompt, 1, opts.chain_config(label=f"revision {r}"),
+                             first_chain=chain)
     return done[0] if done else None
 
 

@@ -19,8 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Protocol
 
-from ponder.engines.base import Message
-from ponder.events import SequenceDone, TokenEvent
+from ponder.events import Message, SequenceDone, TokenEvent
 from ponder.strategies.base import Task
 from ponder.strategies.scoring import p_yes
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, prompt_opens_think
@@ -181,3 +180,8 @@ def register_verifier(name: str, factory: VerifierFactory) -> None:
 
 def make_verifier(name: str, top_logprobs: int = 10) -> Verifier:
     return VERIFIERS[name](top_logprobs)
+
+
+def tokens_per_call(verifier: Verifier) -> int:
+    """Tokens one verifier call generates (optional attribute; model verifiers take 1)."""
+    return int(getattr(verifier, "tokens_per_call", 1))

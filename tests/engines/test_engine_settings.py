@@ -21,7 +21,7 @@ def state_bytes(path: Path, **settings: object) -> int:
     with LlamaCppEngine(path, n_ctx=512, n_slots=1, n_threads=1, **settings) as engine:
         (out,) = generate(engine, PROMPT, Sampling(temperature=0.0, max_tokens=4))
         assert out.tokens > 0
-        return int(llama_cpp.llama_state_get_size(engine._ctx))
+        return int(llama_cpp.llama_state_get_size(engine.context.raw))
 
 
 def test_q8_0_kv_cache_holds_the_same_tokens_in_less_memory() -> None:
@@ -34,7 +34,7 @@ def test_q8_0_kv_cache_holds_the_same_tokens_in_less_memory() -> None:
 def test_n_ubatch_sets_the_physical_batch() -> None:
     with LlamaCppEngine(smollm2_path(), n_ctx=512, n_slots=1, n_threads=1,
                         n_ubatch=64) as engine:
-        assert llama_cpp.llama_n_ubatch(engine._ctx) == 64
+        assert llama_cpp.llama_n_ubatch(engine.context.raw) == 64
         (out,) = generate(engine, PROMPT, Sampling(temperature=0.0, max_tokens=4))
         assert out.tokens > 0
 

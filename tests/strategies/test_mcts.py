@@ -35,8 +35,8 @@ from ponder.strategies.base import Task
 from ponder.strategies.mcts import boxed_answer, step_end
 from ponder.strategies.mcts_tree import Tree
 from ponder.strategies.verifiers import VERIFIERS, register_verifier
+from tests.conftest import run_strategy
 from tests.models import smollm2_path
-from tests.test_strategy_common import run_strategy
 
 
 class ByContent:

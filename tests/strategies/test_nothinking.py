@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ponder.engines.scripted import ScriptedEngine
-from ponder.strategies.flow import NO_THINKING
-from tests.test_strategy_common import run_strategy
+from ponder.strategies.multistep import NO_THINKING
+from tests.conftest import run_strategy
 
 
 def test_vote_without_thinking_prefills_a_closed_block() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ponder.engines.scripted import ScriptedEngine
 from ponder.events import StrategyNote
-from tests.test_strategy_common import run_strategy
+from tests.conftest import run_strategy
 
 THINKING = "<think>" + " step" * 40 + "</think>The answer is \\boxed{42}."
 

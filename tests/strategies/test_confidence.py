@@ -23,7 +23,7 @@ from ponder.strategies.scoring import (
     percentile,
     token_confidence,
 )
-from tests.test_strategy_common import done_events, run_strategy, think
+from tests.conftest import done_events, run_strategy, think
 
 SURE, UNSURE = -0.05, -1.5
 BASE: dict[str, Any] = {"top_logprobs": 3, "window": 4, "consensus": 1.0}

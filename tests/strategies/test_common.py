@@ -1,5 +1,5 @@
 """What every strategy must do: keep to --budget and --time, survive Ctrl-C, validate
-options; plus the shared helpers the per-strategy tests use."""
+options."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ from typing import Any
 import pytest
 
 from ponder.engines import Loaded
-from ponder.engines.base import Sampling
 from ponder.engines.scripted import Script, ScriptedEngine
 from ponder.errors import InputError
-from ponder.events import ChainDone, Result, StrategyEvent
-from ponder.runner import make_plan, make_task, result_record, run_plan
+from ponder.runner import make_plan, result_record
 from ponder.strategies import STRATEGIES
-from ponder.strategies.base import Clock
-
-Events = list[StrategyEvent]
+from tests.conftest import long_chain, run_strategy, think
 
 SMALL: dict[str, dict[str, Any]] = {
     "cot": {},
@@ -30,52 +26,6 @@ SMALL: dict[str, dict[str, Any]] = {
     "mcts": {"expand": "2", "iterations": "3", "step_tokens": "16", "rollout_tokens": "32"},
 }
 """Small settings per strategy, for the tests that run all of them."""
-
-
-def run_strategy(
-    engine: ScriptedEngine,
-    name: str,
-    *,
-    budget: int | None = None,
-    seconds: float | None = None,
-    clock: Clock | None = None,
-    question: str = "What is 2 + 2?",
-    interrupt_at: int | None = None,
-    **opts: Any,
-) -> tuple[Result, Events]:
-    """Run a strategy to its Result the way `ponder ask` drives it; `interrupt_at` throws
-    a KeyboardInterrupt in at that event, as Ctrl-C during rendering would."""
-    loaded = Loaded(engine, "prompted", "scripted-model")
-    kwargs: dict[str, Any] = {"budget": budget, "seconds": seconds}
-    if clock is not None:
-        kwargs["clock"] = clock
-    task = make_task(question, loaded, Sampling(), **kwargs)
-    run = run_plan(task, make_plan(None, name, {k: str(v) for k, v in opts.items()}))
-    events: Events = []
-    pending: BaseException | None = None
-    while True:
-        try:
-            event = run.throw(pending) if pending else next(run)
-        except StopIteration as stop:
-            return stop.value, events
-        pending = None
-        events.append(event)
-        if interrupt_at is not None and len(events) == interrupt_at:
-            pending = KeyboardInterrupt()
-
-
-def think(answer: str | int, words: int = 3, logprob: float = -0.1) -> Script:
-    """A chain that thinks `words` words, closes its thinking and boxes `answer`."""
-    return Script("<think>" + " hmm" * words + f" </think> The answer is \\boxed{{{answer}}}",
-                  logprob)
-
-
-def long_chain(words: int = 40) -> Script:
-    return Script("<think>" + " hmm" * words + " </think> \\boxed{3}")
-
-
-def done_events(events: Events) -> list[ChainDone]:
-    return [e for e in events if isinstance(e, ChainDone)]
 
 
 class TickingClock:

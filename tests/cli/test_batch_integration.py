@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ponder.cli import app
+from tests.conftest import check_plot
 from tests.models import smollm2_path
-from tests.test_eval import check_plot
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()

@@ -1,11 +1,12 @@
 """Integration tests of the in-process llama.cpp engine on SmolLM2-135M.
 
-Run with ``pytest tests/test_llamacpp_engine.py -m integration``. The model is found by
+Run with ``pytest tests/engines/test_llamacpp_engine.py -m integration``. The model is found by
 :func:`smollm_path` (swap it for ponder's registry later).
 """
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import math
 from collections.abc import Iterator
@@ -425,25 +426,27 @@ def test_bad_model_files(tmp_path: Path, model_path: Path) -> None:
 
 
 def test_interrupt_mid_generation_leaves_engine_usable(engine: Engine, story: str) -> None:
+    """A Ctrl-C (SIGINT to the main thread) arriving while a step decodes."""
     s = Sampling(max_tokens=20, temperature=0)
     reference = texts(generate(engine, story, s, n=2))
     gen = engine.start(story, s, n=2)
-    real_decode = engine._decode  # type: ignore[attr-defined]
+    context = engine.context  # type: ignore[attr-defined]
+    real_decode = context.decode
     calls = 0
 
-    def flaky(n_tokens: int) -> None:
+    def interrupted(n_tokens: int) -> None:
         nonlocal calls
         calls += 1
         if calls == 5:
-            raise KeyboardInterrupt
+            _thread.interrupt_main()
         real_decode(n_tokens)
 
-    engine._decode = flaky  # type: ignore[attr-defined]
+    context.decode = interrupted
     try:
         with pytest.raises(KeyboardInterrupt):
             list(gen)
     finally:
-        del engine._decode  # type: ignore[attr-defined]
+        del context.decode
         gen.close()
     assert texts(generate(engine, story, s, n=2)) == reference
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ponder.engines.scripted import ScriptedEngine
 from ponder.events import StrategyNote
-from tests.test_strategy_common import run_strategy
+from tests.conftest import run_strategy
 
 
 def test_thinking_is_capped_and_the_answer_follows() -> None:

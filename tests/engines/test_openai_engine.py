@@ -11,11 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ponder.engines import EngineOptions, load_engine
 from ponder.engines._http import RetryPolicy, Timeouts, normalize_base_url
-from ponder.engines._sse import MalformedEventError, SSEStream, StreamError, iter_data
+from ponder.engines._sse import MalformedEventError, SSEStream, StreamError
 from ponder.engines.base import Sampling, fold, generate
 from ponder.engines.openai import (
     OpenAIEngine,
@@ -68,27 +69,38 @@ def free_port() -> int:
 # -- server-sent events ---------------------------------------------------------------------
 
 
+def sse(lines: list[str], content_type: str = "text/event-stream") -> SSEStream:
+    """The stream of a response whose body is `lines`."""
+    body = "".join(line + "\n" for line in lines).encode()
+    return SSEStream.of(httpx.Response(200, headers={"content-type": content_type},
+                                       content=body))
+
+
 def test_sse_parses_data_comments_and_done() -> None:
     lines = [": ping", "", 'data: {"a": 1}', "", "event: x", 'data: {"b":', "data: 2}", "",
-             "data: [DONE]", "", 'data: {"late": 1}', ""]
-    stream = SSEStream(lines)
+             "event: empty", "", "data: [DONE]", "", 'data: {"late": 1}', ""]
+    stream = sse(lines)
     assert list(stream) == [{"a": 1}, {"b": 2}]
     assert stream.done
 
 
 def test_sse_without_done_is_not_done() -> None:
-    stream = SSEStream(['data: {"a": 1}', ""])
-    assert list(stream) == [{"a": 1}] and not stream.done
-    assert list(iter_data(["data:x"])) == ["x"]
+    stream = sse(['data: {"a": 1}', "", "data:{\"b\":2}", ""])
+    assert list(stream) == [{"a": 1}, {"b": 2}] and not stream.done
 
 
 def test_sse_malformed_and_error_payloads_raise() -> None:
     with pytest.raises(MalformedEventError):
-        list(SSEStream(["data: {oops", ""]))
+        list(sse(["data: {oops", ""]))
     with pytest.raises(MalformedEventError):
-        list(SSEStream(["data: [1, 2]", ""]))
+        list(sse(["data: [1, 2]", ""]))
     with pytest.raises(StreamError, match="boom"):
-        list(SSEStream(['data: {"error": {"message": "boom"}}', ""]))
+        list(sse(['data: {"error": {"message": "boom"}}', ""]))
+
+
+def test_sse_refuses_a_response_that_is_not_an_event_stream() -> None:
+    with pytest.raises(MalformedEventError, match=r"not an event stream.*application/json"):
+        list(sse(['{"choices": []}'], "application/json"))
 
 
 def test_base_url_normalization() -> None:
@@ -197,6 +209,19 @@ def test_logprobs_when_asked(engine: OpenAIEngine, server: FakeOpenAIServer) -> 
 def test_stop_strings_cut_the_text(engine: OpenAIEngine) -> None:
     [done] = generate(engine, prompt_of(engine), Sampling(max_tokens=10, stop=("four",)))
     assert done.text == "one two three " and done.finish_reason == "stop"
+
+
+def test_stop_strings_beyond_the_server_four_are_cut_here_and_never_streamed(
+        engine: OpenAIEngine, server: FakeOpenAIServer) -> None:
+    stops = ("zz1", "zz2", "zz3", "zz4", "e fo", "ee")
+    gen = engine.start(prompt_of(engine), Sampling(max_tokens=10, stop=stops))
+    events = list(gen)
+    gen.close()
+    assert server.streams()[-1].body["stop"] == list(stops[:4])
+    [done] = [e for e in events if isinstance(e, SequenceDone)]
+    assert done.text == "one two thr" and done.reason == "stop"
+    tokens = [e.text for e in events if isinstance(e, TokenEvent)]
+    assert tokens == ["on", "e two", " thr"]  # an "e" is held back until it is no "ee"/"e fo"
 
 
 def test_prompt_too_long_overflows(engine: OpenAIEngine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ponder.engines.scripted import Script, ScriptedEngine
 from ponder.events import ChainDone, ChainStarted, VoteUpdate
 from ponder.strategies.aggregate import Ballot, tally, weights
-from tests.test_strategy_common import done_events, long_chain, run_strategy, think
+from tests.conftest import done_events, long_chain, run_strategy, think
 
 
 def test_majority_wins_across_equivalent_forms() -> None:

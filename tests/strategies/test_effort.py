@@ -8,7 +8,7 @@ from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import InputError
 from ponder.runner import make_plan
 from ponder.strategies.effort import DEFAULT_EFFORT, EFFORTS
-from tests.test_strategy_common import run_strategy, think
+from tests.conftest import run_strategy, think
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from ponder.strategies.aggregate import (
     cannot_be_overtaken,
     tally,
 )
-from tests.test_strategy_common import run_strategy, think
+from tests.conftest import run_strategy, think
 
 
 def groups_of(*answers: str) -> list[Group]:

@@ -47,6 +47,12 @@ def texts_of(gen: Generation) -> dict[int, str]:
     return final
 
 
+def all_free(engine: LlamaCppEngine) -> bool:
+    """Every slot free and no generation left open."""
+    assert engine.scheduler is not None
+    return engine.slots.free_slots == [0, 1, 2, 3] and not engine.scheduler.generations
+
+
 def in_threads(jobs: list[Callable[[], object]]) -> list[object]:
     """Run the jobs in threads started together; their results (or exceptions raised)."""
     results: list[object] = [None] * len(jobs)
@@ -84,7 +90,7 @@ def test_threads_share_decode_steps_and_keep_their_own_text(engine: LlamaCppEngi
         text, shared, steps = result
         assert text.startswith(expected), (prompt, text)
         assert steps > 0 and shared > 0  # decoded in batches with the other generations
-    assert engine._free_slots == [0, 1, 2, 3] and not engine._gens
+    assert all_free(engine)
 
 
 def test_generations_with_more_chains_than_free_slots_wait_for_them(
@@ -106,7 +112,7 @@ def test_generations_with_more_chains_than_free_slots_wait_for_them(
         assert isinstance(result, tuple), result
         seqs, tokens = result
         assert seqs == [0, 1, 2] and all(0 < t <= 12 for t in tokens)
-    assert engine._free_slots == [0, 1, 2, 3]
+    assert engine.slots.free_slots == [0, 1, 2, 3]
 
 
 def test_a_prompt_prefix_in_another_open_generation_is_reused(engine: LlamaCppEngine) -> None:
@@ -165,7 +171,7 @@ def test_an_idle_generation_in_another_thread_does_not_stall_this_one(
     finally:
         release.set()
         other.join(60)
-    assert engine._free_slots == [0, 1, 2, 3] and not engine._gens
+    assert all_free(engine)
 
 
 def test_starting_again_in_the_same_thread_closes_the_open_generation(
@@ -180,6 +186,4 @@ def test_starting_again_in_the_same_thread_closes_the_open_generation(
 
 
 def test_the_engine_says_it_is_thread_safe(engine: LlamaCppEngine) -> None:
-    from ponder import batch
-
-    assert batch.thread_safe(engine) and batch.capacity(engine, 1) == 4
+    assert engine.thread_safe and engine.capacity == 4

@@ -15,7 +15,7 @@ from ponder.cli import app
 from ponder.engines import Loaded, register_engine
 from ponder.engines.scripted import ScriptedEngine
 from ponder.errors import InputError
-from tests.test_batch import EchoEngine, InterruptingEngine
+from tests.conftest import EchoEngine, InterruptingEngine
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ponder.engines.scripted import ScriptedEngine
 from ponder.events import ChainStarted, StrategyNote
 from ponder.strategies.refine import verdict
-from tests.test_strategy_common import run_strategy, think
+from tests.conftest import run_strategy, think
 
 WRONG = "<think> check </think> Step 2 multiplies wrongly. VERDICT: INCORRECT"
 RIGHT = "<think> check </think> All steps hold. VERDICT: CORRECT"

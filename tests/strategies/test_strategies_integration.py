@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ponder.engines import EngineOptions, Loaded, load_engine
-from ponder.engines.base import Engine, Generation, Message, Sampling
-from ponder.events import EngineEvent, FinishReason, Result, SequenceDone
+from ponder.engines.base import Engine, Generation, Sampling
+from ponder.events import EngineEvent, FinishReason, Message, Result, SequenceDone
 from ponder.runner import drain, make_plan, make_task, run_plan
 from tests.models import smollm2_path
 
@@ -71,6 +71,14 @@ class CountingEngine:
     @property
     def context_length(self) -> int:
         return self.inner.context_length
+
+    @property
+    def thread_safe(self) -> bool:
+        return self.inner.thread_safe
+
+    @property
+    def capacity(self) -> int:
+        return self.inner.capacity
 
     def chat_prompt(self, messages: Sequence[Message]) -> str:
         return self.inner.chat_prompt(messages)

@@ -15,7 +15,7 @@ from ponder.engines.scripted import Script, ScriptedEngine
 from ponder.events import StrategyNote
 from ponder.strategies.base import Task
 from ponder.strategies.verifiers import VERIFIERS, register_verifier
-from tests.test_strategy_common import run_strategy
+from tests.conftest import run_strategy
 
 
 class ByContent:

@@ -24,7 +24,7 @@ from ponder.strategies.verifiers import (
     evaluate,
     register_verifier,
 )
-from tests.test_strategy_common import done_events, run_strategy, think
+from tests.conftest import done_events, run_strategy, think
 
 
 def yes(p: float) -> Script:
