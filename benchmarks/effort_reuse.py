@@ -8,8 +8,10 @@ The model is loaded once. "cold" asks problem I of FILE at `high` with an empty 
 that each step replays the chains the earlier steps logged (same sampling settings, same
 seed) and samples only what is new. For each step it prints the tokens and seconds the
 step adds, the chains it reused and the tokens they saved, and the answer; then the
-building chain's totals and its `high` step against `high` cold. Both logs are temporary.
-The default model is qwen2.5-coder-0.5b when it is installed, else smollm2-135m.
+building chain's totals and its `high` step against `high` cold. Last, `ponder ask -e high`
+asks the question again in a new process (wall time from start to exit, a cache hit) and
+the size of the log is printed. Both logs are temporary. The default model is
+qwen2.5-coder-0.5b when it is installed, else smollm2-135m.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,13 +60,13 @@ def default_model() -> str:
 
 
 def ask(loaded: Loaded, log: RunLog, question: str, reference: str, effort: str,
-        seed: int, label: str) -> Step:
+        seed: int, label: str, ctx: int) -> Step:
     """One logged `ask` at `effort`, as the CLI runs it (minus the model load)."""
     plan = make_plan(effort, None)
     single = plan.spec.single_chain
     task = make_task(question, loaded, sampling_for(loaded, seed, None, single_chain=single),
                      single_chain=single)
-    entry = log.begin(task, loaded, Request(plan, seed))
+    entry = log.begin(task, loaded, Request(plan, seed, ctx=ctx))
     started = time.perf_counter()
     result = drain(run_plan(task, plan))
     seconds = time.perf_counter() - started
@@ -95,14 +98,36 @@ def main() -> None:
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ponder-bench-") as tmp:
         cold_log = RunLog("bench", Switches(), notes.append, Path(tmp) / "cold.db")
-        cold = ask(loaded, cold_log, question, reference, "high", args.seed, "high (cold)")
-        log = RunLog("bench", Switches(), notes.append, Path(tmp) / "building.db")
-        steps = [ask(loaded, log, question, reference, e, args.seed, f"{e} (building)")
-                 for e in STEPS]
+        cold = ask(loaded, cold_log, question, reference, "high", args.seed, "high (cold)",
+                   args.ctx)
+        db = Path(tmp) / "building.db"
+        log = RunLog("bench", Switches(), notes.append, db)
+        steps = [ask(loaded, log, question, reference, e, args.seed, f"{e} (building)",
+                     args.ctx) for e in STEPS]
+        log.close()
+        again = ask_again(model, question, args, db)
+        size = sum(p.stat().st_size for p in Path(tmp).glob("building.db*"))
     report = render(model, problem["id"], reference, load_seconds, cold, steps, args, notes)
+    report += (f"\nask -e high again (new process, answered from the log): {again}"
+               f"\nlog after the three steps: {size / 1e6:.2f} MB")
     print(report)
     if args.out:
         args.out.write_text(report + "\n", encoding="utf-8")
+
+
+def ask_again(model: str, question: str, args: argparse.Namespace, db: Path) -> str:
+    """`ponder ask -e high` in a new process on the building log: wall seconds and cached."""
+    env = dict(os.environ, PONDER_LOG=str(db))
+    command = [sys.executable, "-m", "ponder", "ask", "--json", "--no-optimize", "-m", model,
+               "-e", "high", "--seed", str(args.seed), "--ctx", str(args.ctx), question]
+    started = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=1800)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        return f"failed ({proc.stderr.strip().splitlines()[-1:]})"
+    record = json.loads(proc.stdout)
+    return f"{seconds:.2f}s wall, cached {record['cached']}"
 
 
 def render(model: str, pid: str, reference: str, load_seconds: float, cold: Step,

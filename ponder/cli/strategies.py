@@ -12,8 +12,8 @@ from rich.table import Table
 
 from ponder.cli import _options as opt
 from ponder.strategies import STRATEGIES
-from ponder.strategies.chains import ChainOptions
 from ponder.strategies.effort import DEFAULT_EFFORT, EFFORTS
+from ponder.strategies.options import ChainOptions
 
 
 def _options_of(cls: type[Any]) -> dict[str, Any]:

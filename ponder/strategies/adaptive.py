@@ -24,14 +24,9 @@ from ponder.strategies.aggregate import (
     vote_updates,
 )
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import (
-    MAX_CHAINS,
-    ChainConfig,
-    ChainOptions,
-    mean_probability,
-    run_chains,
-)
-from ponder.strategies.multistep import emit, skip_thinking, tap
+from ponder.strategies.chains import ChainConfig, run_chains
+from ponder.strategies.multistep import emit, mean_probability, skip_thinking, tap
+from ponder.strategies.options import MAX_CHAINS, ChainOptions
 from ponder.strategies.stopping import StopRule, decide
 
 

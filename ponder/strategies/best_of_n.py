@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from ponder.events import BudgetUpdate, ChainDone, Sample, StrategyNote
 from ponder.strategies.aggregate import LiveTally, ballots_from, tally, vote_updates, weights
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import MAX_CHAINS, ChainOptions, mean_probability, run_chains
+from ponder.strategies.chains import run_chains
 from ponder.strategies.multistep import (
     Events,
     emit,
     holding,
     judge,
     make_result,
+    mean_probability,
     solution_text,
     tap,
 )
+from ponder.strategies.options import MAX_CHAINS, ChainOptions
 from ponder.strategies.verifiers import (
     NEUTRAL,
     VERIFIERS,

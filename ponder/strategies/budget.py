@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ponder.events import FinishReason, Sample, StrategyEvent, StrategyNote, TokenEvent
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import ChainConfig, ChainOptions, ChainState, run_chains
+from ponder.strategies.chains import ChainConfig, ChainState, run_chains
 from ponder.strategies.multistep import (
     answer_from,
     emit,
@@ -26,6 +26,7 @@ from ponder.strategies.multistep import (
     opening,
     sample_of,
 )
+from ponder.strategies.options import ChainOptions
 from ponder.thinking import THINK_CLOSE
 
 EXTEND: FinishReason = "abort"

@@ -12,10 +12,8 @@ missing ones, continues replayed chains that stopped short, and records every ch
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from ponder.answers import extract_answer
 from ponder.engines.base import Generation, Sampling
@@ -30,7 +28,7 @@ from ponder.events import (
     StrategyEvent,
     TokenEvent,
 )
-from ponder.strategies.base import Task, require
+from ponder.strategies.base import Task
 from ponder.strategies.probes import ProbeConfig, Probes
 from ponder.strategies.reuse import (
     PriorChain,
@@ -44,8 +42,6 @@ from ponder.strategies.stats import Piece, chain_stats
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
 FORCE_REASONS: frozenset[FinishReason] = frozenset({"budget", "time", "length"})
-MAX_CHAINS = 256
-"""The most chains a strategy may run for one question."""
 
 
 @dataclass
@@ -92,41 +88,6 @@ class ChainConfig:
     reuse: bool = True
     """Replay chains the run log holds; off for hooks that fork chains (the log keeps a
     chain's tokens, not the forks a hook made along the way)."""
-
-
-@dataclass
-class ChainOptions:
-    """The options every chain-of-thought strategy shares (a base for their options):
-    the thinking cap of each chain and the tokens kept back so that a chain cut short
-    can still state an answer."""
-
-    think_cap: int | None = 1024
-    answer_reserve: int = 64
-
-    def validate(self) -> None:
-        require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
-        require(self.answer_reserve >= 1, "answer_reserve must be at least 1")
-
-    def chain_config(self, **changes: Any) -> ChainConfig:
-        """The ChainConfig of these options, with `changes` (a label, answer_tokens, ...)."""
-        return ChainConfig(think_cap=self.think_cap, answer_reserve=self.answer_reserve,
-                           **changes)
-
-
-def mean_probability() -> OnToken:
-    """An on_token hook keeping each chain's confidence at its geometric-mean token
-    probability (exp of the mean logprob), updated in O(1) per token."""
-    sums: dict[int, tuple[float, int]] = {}
-
-    def hook(st: ChainState, event: TokenEvent) -> None:
-        if event.logprob is None:
-            return
-        total, count = sums.get(st.chain, (0.0, 0))
-        total, count = total + event.logprob, count + 1
-        sums[st.chain] = (total, count)
-        st.confidence = math.exp(total / count)
-
-    return hook
 
 
 def run_chains(

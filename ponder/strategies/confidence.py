@@ -35,14 +35,9 @@ from ponder.strategies.aggregate import (
     weights,
 )
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import (
-    MAX_CHAINS,
-    ChainConfig,
-    ChainOptions,
-    ChainState,
-    run_chains,
-)
+from ponder.strategies.chains import ChainConfig, ChainState, run_chains
 from ponder.strategies.multistep import After, emit, tap
+from ponder.strategies.options import MAX_CHAINS, ChainOptions
 from ponder.strategies.scoring import (
     MEASURES,
     ChainConfidence,

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from ponder.events import Result, Sample
 from ponder.strategies.base import StrategyRun, StrategySpec, Task
-from ponder.strategies.chains import ChainOptions, run_chains
+from ponder.strategies.chains import run_chains
+from ponder.strategies.options import ChainOptions
 from ponder.strategies.probes import ProbeConfig, check_probes
 
 

@@ -1,5 +1,6 @@
 """What strategies of several steps share: Ctrl-C-safe events, budget hold-backs, chains on
-other prompts, finishing a chain with an answer, judging a solution, and the Result.
+other prompts, finishing a chain with an answer, judging a solution, a chain-confidence
+hook, and the Result.
 
 Ctrl-C reaches a strategy as a KeyboardInterrupt thrown in at the event it was suspended on
 (see `ponder.cli.ask.drive`). Inside `run_chains` that is handled; :func:`emit` and
@@ -10,15 +11,16 @@ Ctrl-C reaches a strategy as a KeyboardInterrupt thrown in at the event it was s
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
 from ponder.answers import extract_answer
 from ponder.engines.base import Sampling
-from ponder.events import FinishReason, Result, Sample, StrategyEvent
+from ponder.events import FinishReason, Result, Sample, StrategyEvent, TokenEvent
 from ponder.strategies.base import Budget, Task
-from ponder.strategies.chains import ChainConfig, Chains, OnToken, run_chains
+from ponder.strategies.chains import ChainConfig, Chains, ChainState, OnToken, run_chains
 from ponder.strategies.verifiers import Verifier
 from ponder.thinking import CLOSE_THINKING, THINK_OPEN, ThinkSplitter, split_thinking
 
@@ -207,3 +209,19 @@ def make_result(
         settings=dict(settings),
         interrupted=task.interrupted,
     )
+
+
+def mean_probability() -> OnToken:
+    """An on_token hook keeping each chain's confidence at its geometric-mean token
+    probability (exp of the mean logprob), updated in O(1) per token."""
+    sums: dict[int, tuple[float, int]] = {}
+
+    def hook(st: ChainState, event: TokenEvent) -> None:
+        if event.logprob is None:
+            return
+        total, count = sums.get(st.chain, (0.0, 0))
+        total, count = total + event.logprob, count + 1
+        sums[st.chain] = (total, count)
+        st.confidence = math.exp(total / count)
+
+    return hook

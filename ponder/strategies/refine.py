@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from ponder.events import Message, Sample, StrategyEvent, StrategyNote
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import ChainConfig, ChainOptions, run_chains
+from ponder.strategies.chains import ChainConfig, run_chains
 from ponder.strategies.multistep import emit, make_result, run_on, solution_text
+from ponder.strategies.options import ChainOptions
 from ponder.thinking import PROMPTED_SYSTEM
 
 CRITIC_SYSTEM = (

@@ -21,8 +21,9 @@ from ponder.strategies.aggregate import (
     vote_updates,
 )
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import MAX_CHAINS, ChainOptions, mean_probability, run_chains
-from ponder.strategies.multistep import skip_thinking, tap
+from ponder.strategies.chains import run_chains
+from ponder.strategies.multistep import mean_probability, skip_thinking, tap
+from ponder.strategies.options import MAX_CHAINS, ChainOptions
 
 
 @dataclass

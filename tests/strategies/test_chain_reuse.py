@@ -15,7 +15,8 @@ from ponder.engines.scripted import Script, ScriptedEngine, ScriptedGeneration
 from ponder.events import Result, StrategyEvent, StrategyNote
 from ponder.log.session import LogMemory, RunLog, Switches
 from ponder.runner import drive, make_plan, make_task, run_plan
-from ponder.strategies.chains import ChainConfig, run_chains
+from ponder.strategies.chains import ChainConfig, ChainState, run_chains
+from ponder.strategies.probes import ProbeConfig
 from ponder.thinking import CLOSE_THINKING
 
 QUESTION = "What is 2 + 2?"
@@ -216,6 +217,45 @@ def test_an_interrupted_chain_is_continued_later(log: RunLog) -> None:
     (_n, _seed, prompt), = engine.starts
     assert prompt.endswith(" a a a")
     assert result.answer == "2" and result.samples[0].finish_reason == "eos"
+
+
+@pytest.mark.parametrize("config", [ChainConfig(reuse=False),
+                                    ChainConfig(probe=ProbeConfig(every=8))])
+def test_chains_are_not_replayed_where_the_live_model_decides(log: RunLog,
+                                                              config: ChainConfig) -> None:
+    """Forking hooks (mcts) and answer probes need the live model: no replay there, but
+    the chains are still logged."""
+    engine = SpyEngine([think(4), think(4)])
+    run(engine, "cot", memory(log))
+    task = make_task(QUESTION, Loaded(engine, "prompted", "spy"), Sampling(seed=10))
+    task.memory = mem = memory(log)
+    engine.starts.clear()
+    samples = drain_chains(run_chains(task, 1, config))
+    assert len(engine.starts) == 1 and mem.reused == 0 and samples[0].answer == "4"
+    store = log.store
+    assert store is not None
+    assert len(store.chains(mem.run_id)) == 1
+
+
+def test_a_hook_asking_for_forks_gets_a_live_chain(log: RunLog) -> None:
+    """A replayed chain cannot be forked: when a hook asks, the chain goes on live and
+    forks there."""
+    engine = SpyEngine([think(4, words=6)])
+    run(engine, "cot", memory(log))
+    engine.enqueue(Script(" more </think> \\boxed{4}"), Script(" other </think> \\boxed{5}"))
+    task = make_task(QUESTION, Loaded(engine, "prompted", "spy"), Sampling(seed=10))
+    task.memory = memory(log)
+    engine.starts.clear()
+
+    def fork_once(st: ChainState, _event: Any) -> None:
+        if st.tokens == 3 and st.forked_from is None:
+            st.fork = 1
+
+    samples = drain_chains(run_chains(task, 1, ChainConfig(force_answers=False),
+                                      on_token=fork_once))
+    (_n, _seed, prompt), = engine.starts
+    assert prompt.endswith("<think> hmm hmm")
+    assert [s.chain for s in samples] == [0, 1] and samples[1].answer == "5"
 
 
 def test_missing_chains_are_sampled_with_their_own_seeds(log: RunLog) -> None:
