@@ -15,6 +15,7 @@ import http.client
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -258,6 +259,15 @@ class _Server(ThreadingHTTPServer):
         self.config = config
         self.lock = threading.Lock()
         self.requests: list[Recorded] = []
+        self.errors: list[BaseException] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Keep handler failures (a client that hung up, say) off the tests' stderr, which
+        is the output under test; they are kept in `errors`."""
+        error = sys.exc_info()[1]
+        if error is not None:
+            with self.lock:
+                self.errors.append(error)
 
 
 class FakeOpenAIServer:
