@@ -5,11 +5,12 @@ parallel; in `ponder solve` other problems' chains fill the rest of the batch). 
 round `ponder.strategies.stopping.decide` checks the vote: stop once the leader cannot be
 overtaken within `max_n`, once every chain agrees and is at least `confident` sure of its
 answer (with `start=1`, the greedy chain alone can settle an easy question), once the last
-`window` answers agree (ESC), once the Beta posterior that the leader is the majority reaches `threshold` (0: off), or give up once
-answers stay scattered after `give_up_after` chains (0: off). With `greedy_first` the
-first chain is the greedy one, so an easy question costs the greedy chain and one sample
-that agrees with it; `nothinking` votes on answers given with thinking skipped. The same
-`decide` replays this strategy offline (`ponder.replay`).
+`window` answers agree (ESC), once the Beta posterior that the leader is the majority
+reaches `threshold` (0: off), or give up once answers stay scattered after `give_up_after`
+chains (0: off). With `greedy_first` the first chain is the greedy one, so an easy question
+costs the greedy chain and one sample that agrees with it; `nothinking` votes on answers
+given with thinking skipped. The same `decide` replays this strategy offline
+(`ponder.replay`).
 """
 
 from __future__ import annotations
