@@ -10,6 +10,10 @@ round size, the chain limit and the `confident` stop (every chain agrees and eac
 least that sure of its answer, by `answer_prob` or `mean_prob`). Rules are ranked on the
 *tune* half (odd positions) by accuracy at no more than half of `high`'s tokens; the *check*
 half (even positions) shows whether the ranking holds on problems it was not chosen on.
+
+`--lead FILE` swaps each problem's greedy chain for the first chain of the same problem in
+FILE (records of another run, e.g. `ponder eval --effort low`, whose one chain uses the
+family's one-chain prompt): what the rules would do if the greedy chain were asked that way.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import itertools
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -28,6 +34,10 @@ if str(ROOT) not in sys.path:
 from ponder.evaluation import wilson  # noqa: E402
 from ponder.replay import Chains, Replay, chains_from_records, stopping, vote  # noqa: E402
 from ponder.strategies.stopping import StopRule  # noqa: E402
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def score(problems: Sequence[Chains], rule: StopRule | None, draws: int) -> tuple[float, float]:
@@ -63,9 +73,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--lead", type=Path, default=None,
+                    help="records whose first chain replaces each problem's greedy chain")
     args = ap.parse_args()
-    records = [json.loads(line) for line in args.samples.read_text().splitlines() if line]
-    problems = [p for p in chains_from_records(records[:args.limit]) if p.greedy]
+    problems = [p for p in chains_from_records(read(args.samples)[:args.limit]) if p.greedy]
+    if args.lead:
+        leads = {p.id: p.samples[0] for p in chains_from_records(read(args.lead))}
+        problems = [replace(p, samples=(leads[p.id], *p.samples[1:]))
+                    for p in problems if p.id in leads]
+        print(f"greedy chains taken from {args.lead.name}")
     halves = {"tune": problems[1::2], "check": problems[0::2], "all": problems}
     n = {k: len(v) for k, v in halves.items()}
     high = {k: score(v, None, args.draws) for k, v in halves.items()}

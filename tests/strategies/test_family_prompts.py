@@ -85,6 +85,9 @@ def test_open_reasoning_is_thinking_and_its_conclusion_the_answer() -> None:
     assert sample.thinking_tokens > 0
 
 
-def test_registry_runs_qwen_coder_chains_on_the_plain_prompt() -> None:
+def test_registry_asks_qwen_coder_plainly_for_one_chain_only() -> None:
     coder = load_registry().family("qwen2.5-coder")
-    assert coder.plain_chains and coder.single_system and not coder.single_prefill
+    assert coder.single_system and not coder.single_prefill and not coder.plain_chains
+    task = make_task("What is 2 + 2?", Loaded(ScriptedEngine(), "prompted", "m", coder),
+                     Sampling(), single_chain=True)
+    assert task.implicit_thinking and task.thinks_first
