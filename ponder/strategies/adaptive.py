@@ -50,6 +50,11 @@ class AdaptiveOptions(ChainOptions):
     greedy_first: bool = False
     nothinking: bool = False
 
+    @property
+    def max_chains(self) -> int:
+        """Up to `max_n` chains, when the votes keep disagreeing."""
+        return self.max_n
+
     def validate(self) -> None:
         require(1 <= self.max_n <= MAX_CHAINS, f"max_n must be between 1 and {MAX_CHAINS}")
         require(1 <= self.start <= self.max_n, "start must be between 1 and max_n")

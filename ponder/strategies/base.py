@@ -7,7 +7,7 @@ import difflib
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, get_type_hints
+from typing import Any, Generic, Protocol, TypeVar, get_type_hints
 
 from ponder.engines.base import Engine, Message, Sampling
 from ponder.errors import InputError
@@ -93,7 +93,19 @@ class Task:
 
 
 StrategyRun = Generator[StrategyEvent, None, Result]
-OptionsT = TypeVar("OptionsT")
+
+
+class StrategyOptions(Protocol):
+    """What is asked of every strategy's options dataclass beyond its fields."""
+
+    @property
+    def max_chains(self) -> int:
+        """The most chains (live sequences) the strategy runs at once for one question:
+        how many of an engine's slots one problem takes when problems run side by side."""
+        ...
+
+
+OptionsT = TypeVar("OptionsT", bound=StrategyOptions)
 
 
 @dataclass(frozen=True)

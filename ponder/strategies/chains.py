@@ -7,6 +7,10 @@ events. When budget or time runs out it forces final answers from the partial ch
 what is left; on Ctrl-C it stops and keeps what was produced. It returns the samples.
 With a task memory (the run log) it replays the chains the log holds, samples only the
 missing ones, continues replayed chains that stopped short, and records every chain.
+
+At about 400 lines this stays one module: sampling, forking and forcing answers all run
+on the same `ChainRun`/`ChainState` and share one per-token step (`_on_token`) and one
+way of ending a chain (`_finish`), so a split would only carry those across a module line.
 """
 
 from __future__ import annotations
