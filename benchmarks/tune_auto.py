@@ -53,8 +53,7 @@ def grid() -> list[StopRule]:
     rules = []
     for start, step, max_n, (conf, measure) in itertools.product(
             (1, 2), (1, 2, 4), (4, 5, 6),
-            [(0.0, "answer_prob"), (0.999, "answer_prob"), (0.99, "answer_prob"),
-             (0.95, "mean_prob")]):
+            [(0.0, "answer_prob"), (0.999, "answer_prob"), (0.95, "mean_prob")]):
         if start == 1 and not conf:
             continue  # one chain alone never agrees with anything: same as start 2
         rules.append(StopRule(start=start, step=step, max_n=max_n, window=2,
