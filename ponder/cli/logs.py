@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -17,9 +18,9 @@ from rich.text import Text
 from ponder.cli._runlog import show_summary
 from ponder.cli.render import print_answer
 from ponder.errors import InputError
-from ponder.log.db import log_path
+from ponder.log.db import LogError, log_path
 from ponder.log.session import result_from_record
-from ponder.log.store import Store, iter_json
+from ponder.log.store import DIED, RUNNING, Store, iter_json, status_of
 
 app = typer.Typer(
     help="The log of every ask, solve, eval and chat run: list, show, search, export, prune.",
@@ -81,9 +82,12 @@ def show(
                            f"{c['finish_reason']}, answer {c['answer']}", style="bold dim"))
             err.print(Text(c["thinking"], style="dim"))
             err.print(Text(c["text"]))
-    if row["status"] == "running":
-        err.print("ponder: this run never finished (it was stopped, or is still running)",
-                  style="yellow")
+    status = status_of(row)
+    if status == RUNNING:
+        err.print("ponder: this run is still running", style="yellow")
+    elif status == DIED:
+        err.print("ponder: this run never finished: its process died mid-run (killed, or "
+                  "crashed)", style="yellow")
     print_answer(Console(), result)
 
 
@@ -136,7 +140,10 @@ def _store() -> Store | None:
     where = log_path()
     if not where.exists():
         return None
-    return Store(where, create=False)
+    store = Store(where, create=False)
+    with contextlib.suppress(LogError):  # best-effort: a read-only log is still read
+        store.mark_died()
+    return store
 
 
 def _runs(**query: Any) -> list[sqlite3.Row]:
@@ -187,8 +194,9 @@ def _note(row: sqlite3.Row) -> str:
     if row["chains_reused"]:
         notes.append(f"{row['chains_reused']} chain(s) reused, "
                      f"{row['tokens_saved']} tokens saved")
-    if row["status"] in ("running", "interrupted"):
-        notes.append("unfinished" if row["status"] == "running" else "interrupted")
+    status = status_of(row)
+    if status in (RUNNING, "interrupted", DIED):
+        notes.append("unfinished" if status == RUNNING else status)
     if row["conversation"]:
         notes.append(f"chat {row['conversation'][:8]} turn {row['turn']}")
     return "; ".join(notes)
