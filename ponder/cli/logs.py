@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import sqlite3
 import sys
 import time
@@ -83,8 +84,11 @@ def show(
             err.print(Text(c["thinking"], style="dim"))
             err.print(Text(c["text"]))
     status = status_of(row)
-    if status == RUNNING:
-        err.print("ponder: this run is still running", style="yellow")
+    if status == RUNNING and row["pid"] is not None and row["host"] == socket.gethostname():
+        err.print(f"ponder: this run is still running (process {row['pid']})", style="yellow")
+    elif status == RUNNING:  # logged by an older ponder, or on another host: cannot be told
+        err.print("ponder: this run never finished (it was stopped, or is still running)",
+                  style="yellow")
     elif status == DIED:
         err.print("ponder: this run never finished: its process died mid-run (killed, or "
                   "crashed)", style="yellow")
