@@ -90,10 +90,14 @@ def test_pid_alive_knows_live_reaped_and_zombie_processes() -> None:
 def test_logs_list_and_show_say_a_dead_run_died(ponder_home: Path) -> None:
     store = Store(ponder_home / "log.db")
     run_id = store.add_run(run_fields(pid=DEAD))
+    live = store.add_run(run_fields(pid=os.getpid()))
     store.close()
     listed = runner.invoke(app, ["logs", "list"])
     assert listed.exit_code == 0, listed.output
-    assert listed.stdout.rstrip("\n").endswith("\tdied")
-    assert statuses(ponder_home / "log.db") == {run_id: "died"}
+    lines = listed.stdout.splitlines()
+    assert lines[0].endswith("\tunfinished") and lines[1].endswith("\tdied")
+    assert statuses(ponder_home / "log.db") == {run_id: "died", live: "running"}
     shown = runner.invoke(app, ["logs", "show", str(run_id)])
     assert "its process died mid-run" in shown.stderr
+    shown = runner.invoke(app, ["logs", "show", str(live)])
+    assert f"still running (process {os.getpid()})" in shown.stderr
