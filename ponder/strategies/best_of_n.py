@@ -43,6 +43,11 @@ class BestOfNOptions(ChainOptions):
     top_logprobs: int = 10
     select: str = "best"
 
+    @property
+    def max_chains(self) -> int:
+        """The `n` candidate chains, sampled together."""
+        return self.n
+
     def validate(self) -> None:
         require(1 <= self.n <= MAX_CHAINS, f"n must be between 1 and {MAX_CHAINS}")
         require(self.verifier in VERIFIERS,

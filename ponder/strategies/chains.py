@@ -7,6 +7,10 @@ events. When budget or time runs out it forces final answers from the partial ch
 what is left; on Ctrl-C it stops and keeps what was produced. It returns the samples.
 With a task memory (the run log) it replays the chains the log holds, samples only the
 missing ones, continues replayed chains that stopped short, and records every chain.
+
+At about 400 lines this stays one module: sampling, forking and forcing answers all run
+on the same `ChainRun`/`ChainState` and share one per-token step (`_on_token`) and one
+way of ending a chain (`_finish`), so a split would only carry those across a module line.
 """
 
 from __future__ import annotations
@@ -342,6 +346,7 @@ def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
         # The model ended without closing its thinking (instruct models prefilled with
         # <think> write the whole solution there): its conclusion is the answer.
         answer_text = closing_paragraph(thinking)
+        thinking = _without_end(thinking, answer_text)
     answer = extract_answer(answer_text) if answer_text else None
     return _sample(st, answer, answer_text, thinking, reason)
 
@@ -350,6 +355,14 @@ def closing_paragraph(text: str) -> str:
     """The last paragraph of `text` that states an answer ("" when none does)."""
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
     return next((p for p in reversed(paragraphs) if extract_answer(p) is not None), "")
+
+
+def _without_end(thinking: str, conclusion: str) -> str:
+    """The thinking before its concluding paragraph (that paragraph is the answer)."""
+    body = thinking.rstrip()
+    if conclusion and body.endswith(conclusion):
+        return body[: -len(conclusion)].rstrip()
+    return thinking
 
 
 def _sample(st: ChainState, answer: str | None, answer_text: str, thinking: str,

@@ -61,6 +61,11 @@ class ConfidenceOptions(ChainOptions):
     consensus: float = 0.95
     early_stop: bool = True
 
+    @property
+    def max_chains(self) -> int:
+        """Up to `n` chains at once."""
+        return self.n
+
     def validate(self) -> None:
         require(1 <= self.n <= MAX_CHAINS, f"n must be between 1 and {MAX_CHAINS}")
         require(1 <= self.warmup <= self.n, "warmup must be between 1 and n")

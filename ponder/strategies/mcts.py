@@ -75,6 +75,11 @@ class MctsOptions:
     answer_tokens: int = 256
     answer_reserve: int = 64
 
+    @property
+    def max_chains(self) -> int:
+        """An expansion samples `expand` children, each forked into `rollouts` sequences."""
+        return self.expand * self.rollouts
+
     def validate(self) -> None:
         require(1 <= self.iterations <= 1024, "iterations must be between 1 and 1024")
         require(1 <= self.expand <= 16, "expand must be between 1 and 16")

@@ -21,6 +21,12 @@ class ChainOptions:
     think_cap: int | None = 1024
     answer_reserve: int = 64
 
+    @property
+    def max_chains(self) -> int:
+        """The most chains the strategy runs at once for one question: one, unless a
+        strategy's options say more (see :class:`ponder.strategies.base.StrategyOptions`)."""
+        return 1
+
     def validate(self) -> None:
         require(self.think_cap is None or self.think_cap >= 1, "think_cap must be at least 1")
         require(self.answer_reserve >= 1, "answer_reserve must be at least 1")

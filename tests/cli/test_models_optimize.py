@@ -16,7 +16,7 @@ import ponder.cli.models as models_cli
 import ponder.engines as engines
 import ponder.optimize as optimize
 import ponder.registry as registry
-import ponder.sources as sources
+import ponder.sources.huggingface as hf_source
 from ponder.cli import app
 from ponder.config import models_dir
 from ponder.copies import copies_dir, read_record
@@ -115,7 +115,7 @@ def test_pull_quant_downloads_the_variant_and_engines_run_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(sources, "hf_hub_download", fake_hf_download(calls))
+    monkeypatch.setattr(hf_source, "hf_hub_download", fake_hf_download(calls))
     fixtures.install_original()
     result = runner.invoke(models_cli.app, ["pull", "coder", "--quant", "q4_0"])
     assert result.exit_code == 0, result.output

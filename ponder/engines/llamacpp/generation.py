@@ -10,6 +10,11 @@ one go by :meth:`~LlamaCppGeneration.publish`, under the scheduler's lock.
 Positions: the holder keeps ``prompt[:-1]`` at positions ``0..base-1`` (``base`` = prompt
 length - 1). A sequence's own tokens (``Seq.tokens``) start with the prompt's last token at
 position ``base``; ``tokens[:n_kv]`` are in its KV, the rest are decoded next step.
+
+At about 400 lines this stays one module: it is one class, the state machine of a
+request's sequences, and its hooks, step calls and finishing all work on the same
+private state (the sequences, outbox and budget); ``Seq`` and ``GenerationStats`` are
+the records it keeps.
 """
 
 from __future__ import annotations
