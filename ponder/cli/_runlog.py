@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ponder.cli import _options as opt
-from ponder.cli.render import Renderer, ThinkingMode, print_answer
-from ponder.events import ChainDone, ChainStarted, Result
 from ponder.log.session import Entry, RunLog, hit_note, switches
-from ponder.runner import Plan
+
+if TYPE_CHECKING:  # the renderer (rich.markdown) is imported only to print a summary
+    from ponder.cli.render import ThinkingMode
+    from ponder.events import Result
+    from ponder.runner import Plan
 
 NoLogOpt = Annotated[
     bool,
@@ -58,6 +60,8 @@ def answer_from_log(entry: Entry, question: str, plan: Plan, err: Console, mode:
         sys.stdout.write((result.answer or "") + "\n")
         sys.stdout.flush()
     else:
+        from ponder.cli.render import print_answer
+
         show_summary(err, result, hit.seconds, mode)
         print_answer(Console(), result)
 
@@ -65,6 +69,9 @@ def answer_from_log(entry: Entry, question: str, plan: Plan, err: Console, mode:
 def show_summary(console: Console, result: Result, seconds: float,
                  mode: ThinkingMode = "summary") -> None:
     """The collapsed thinking summary `ask` printed for `result` after `seconds`."""
+    from ponder.cli.render import Renderer
+    from ponder.events import ChainDone, ChainStarted
+
     renderer = Renderer(console, mode, clock=lambda: 0.0)
     renderer.clock = lambda: seconds
     for s in result.samples:

@@ -6,28 +6,23 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ponder import textinput
 from ponder.cli import _options as opt
-from ponder.cli._engine import load, sampling_for
 from ponder.cli._runlog import NoCacheOpt, NoLogOpt, answer_from_log, open_log
-from ponder.cli.render import Renderer, ThinkingMode, print_answer
 from ponder.engines import EngineOptions, default_engine
 from ponder.errors import InputError
-from ponder.events import Result
 from ponder.log.keys import Request
-from ponder.runner import (
-    drive,
-    make_plan,
-    make_task,
-    parse_overrides,
-    result_record,
-    run_plan,
-)
+from ponder.runner import make_plan, parse_overrides
+
+if TYPE_CHECKING:  # imported where a fresh run needs them: a cache hit does without
+    from ponder.cli.render import Renderer, ThinkingMode
+    from ponder.events import Result
+    from ponder.log.session import RunLog
 
 CLOCK = time.monotonic
 
@@ -82,12 +77,26 @@ def ask(
     log = open_log("ask", err, no_log, no_cache)
     request = Request(plan, seed, temperature, budget, seconds, ctx)
     entry = log.lookup(text, request, engine or default_engine(), options)
-    if entry is None:
-        loaded = load(err, engine, options)
-        sampling = sampling_for(loaded, seed, temperature, single_chain=plan.spec.single_chain)
-        task = make_task(text, loaded, sampling, budget=budget, seconds=seconds, clock=CLOCK,
-                         single_chain=plan.spec.single_chain)
-        entry = log.begin(task, loaded, request)
+    if entry is not None and entry.hit is not None:  # answered before any model is loaded
+        answer_from_log(entry, text, plan, err, mode, json_out=json_out, quiet=quiet)
+        return
+    _fresh(text, request, log, err, mode, engine, options, json_out=json_out, quiet=quiet)
+
+
+def _fresh(text: str, request: Request, log: RunLog, err: Console, mode: ThinkingMode,
+           engine: str | None, options: EngineOptions, *, json_out: bool, quiet: bool) -> None:
+    """Load the model and think (unless the loaded model's key finds the answer logged)."""
+    from ponder.cli._engine import load, sampling_for
+    from ponder.cli.render import Renderer
+    from ponder.runner import drive, make_task, result_record, run_plan
+
+    plan = request.plan
+    loaded = load(err, engine, options)
+    sampling = sampling_for(loaded, request.seed, request.temperature,
+                            single_chain=plan.spec.single_chain)
+    task = make_task(text, loaded, sampling, budget=request.budget, seconds=request.seconds,
+                     clock=CLOCK, single_chain=plan.spec.single_chain)
+    entry = log.begin(task, loaded, request)
     if entry.hit is not None:
         answer_from_log(entry, text, plan, err, mode, json_out=json_out, quiet=quiet)
         return
@@ -103,6 +112,8 @@ def ask(
 
 def _emit(record: dict[str, Any], result: Result, renderer: Renderer, *, json_out: bool,
           quiet: bool) -> None:
+    from ponder.cli.render import print_answer
+
     out = Console()
     if json_out:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")

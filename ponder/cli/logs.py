@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import sqlite3
 import sys
 import time
@@ -17,9 +19,9 @@ from rich.text import Text
 from ponder.cli._runlog import show_summary
 from ponder.cli.render import print_answer
 from ponder.errors import InputError
-from ponder.log.db import log_path
+from ponder.log.db import LogError, log_path
 from ponder.log.session import result_from_record
-from ponder.log.store import Store, iter_json
+from ponder.log.store import DIED, RUNNING, Store, iter_json, status_of
 
 app = typer.Typer(
     help="The log of every ask, solve, eval and chat run: list, show, search, export, prune.",
@@ -81,9 +83,15 @@ def show(
                            f"{c['finish_reason']}, answer {c['answer']}", style="bold dim"))
             err.print(Text(c["thinking"], style="dim"))
             err.print(Text(c["text"]))
-    if row["status"] == "running":
+    status = status_of(row)
+    if status == RUNNING and row["pid"] is not None and row["host"] == socket.gethostname():
+        err.print(f"ponder: this run is still running (process {row['pid']})", style="yellow")
+    elif status == RUNNING:  # logged by an older ponder, or on another host: cannot be told
         err.print("ponder: this run never finished (it was stopped, or is still running)",
                   style="yellow")
+    elif status == DIED:
+        err.print("ponder: this run never finished: its process died mid-run (killed, or "
+                  "crashed)", style="yellow")
     print_answer(Console(), result)
 
 
@@ -136,7 +144,10 @@ def _store() -> Store | None:
     where = log_path()
     if not where.exists():
         return None
-    return Store(where, create=False)
+    store = Store(where, create=False)
+    with contextlib.suppress(LogError):  # best-effort: a read-only log is still read
+        store.mark_died()
+    return store
 
 
 def _runs(**query: Any) -> list[sqlite3.Row]:
@@ -187,8 +198,9 @@ def _note(row: sqlite3.Row) -> str:
     if row["chains_reused"]:
         notes.append(f"{row['chains_reused']} chain(s) reused, "
                      f"{row['tokens_saved']} tokens saved")
-    if row["status"] in ("running", "interrupted"):
-        notes.append("unfinished" if row["status"] == "running" else "interrupted")
+    status = status_of(row)
+    if status in (RUNNING, "interrupted", DIED):
+        notes.append("unfinished" if status == RUNNING else status)
     if row["conversation"]:
         notes.append(f"chat {row['conversation'][:8]} turn {row['turn']}")
     return "; ".join(notes)

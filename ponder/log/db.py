@@ -87,6 +87,12 @@ MIGRATIONS: list[str] = [
         sha256 TEXT NOT NULL
     );
     """,
+    # 2: who writes a run (process id and host name): a running run whose process is gone
+    # from this host died mid-run (killed, or crashed) and is shown, and marked, as `died`
+    """
+    ALTER TABLE runs ADD COLUMN pid INTEGER;
+    ALTER TABLE runs ADD COLUMN host TEXT;
+    """,
 ]
 
 

@@ -30,7 +30,7 @@ from ponder.log.keys import (
     model_of,
     question_messages,
 )
-from ponder.log.store import Store
+from ponder.log.store import Store, writer
 from ponder.strategies.base import Task
 from ponder.strategies.memory import ChainRecord, PriorChain
 from ponder.thinking import build_messages
@@ -261,7 +261,7 @@ def _start_fields(command: str, task: Task, model: Model, request: Request, key:
         "question": task.question, "model": model.id, "model_sha256": model.sha256,
         "effort": plan.effort, "strategy": plan.spec.name, "settings": plan.settings(),
         "sampling": asdict(task.sampling), "seed": task.sampling.seed,
-        "cache_key": key if model.fingerprint else None,
+        "cache_key": key if model.fingerprint else None, **writer(),
     }
 
 

@@ -2,6 +2,11 @@
 
 One Store wraps one connection that the threads of a process share (`solve` runs problems
 side by side); a lock serializes its use. Each write is one short transaction.
+
+A run's status is `running` while its process works on it, then `done` or `interrupted`
+(Ctrl-C, a time limit). A process killed outright (SIGKILL, a crash, a power cut) cannot
+say so: its run keeps `running`, with the process id and host that wrote it, and a reader on
+that host that finds the process gone shows it, and marks it, as `died`.
 """
 
 from __future__ import annotations
@@ -9,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +31,9 @@ RUN_COLUMNS = (
     "created", "finished", "status", "command", "question", "model", "model_sha256",
     "effort", "strategy", "settings", "sampling", "seed", "cache_key", "cached_from",
     "conversation", "turn", "answer", "finish_reason", "prompt_tokens", "completion_tokens",
-    "thinking_tokens", "seconds", "chains_reused", "tokens_saved", "record",
+    "thinking_tokens", "seconds", "chains_reused", "tokens_saved", "record", "pid", "host",
 )
+RUNNING, DIED = "running", "died"
 _NATURAL = ", ".join(f"'{r}'" for r in sorted(NATURAL_ENDS))
 
 
@@ -104,6 +112,17 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return self._read(sql, params)
 
+    def mark_died(self, alive: Callable[[int], bool] | None = None) -> int:
+        """Mark `died` the running runs whose process, on this host, is gone; the count."""
+        rows = self._read("SELECT * FROM runs WHERE status = ? AND host = ? AND pid IS NOT NULL",
+                          [RUNNING, socket.gethostname()])
+        dead = [int(row["id"]) for row in rows if status_of(row, alive) == DIED]
+        if dead:
+            marks = ", ".join("?" * len(dead))
+            self._write(f"UPDATE runs SET status = ? WHERE status = ? AND id IN ({marks})",
+                        [DIED, RUNNING, *dead])
+        return len(dead)
+
     def prune(self, before: float) -> int:
         """Delete runs created before `before` (their chains go with them); the count."""
         return self._write("DELETE FROM runs WHERE created < ?", [before]).rowcount
@@ -164,6 +183,38 @@ class Store:
         return sha
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a zombie, killed but not yet reaped, does not);
+    True when that cannot be told."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal: it exists
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def status_of(row: sqlite3.Row | Mapping[str, Any], alive: Callable[[int], bool] | None = None
+              ) -> str:
+    """A run's status, `died` for a running one whose process on this host is gone."""
+    status = str(row["status"])
+    if status != RUNNING or row["pid"] is None or row["host"] != socket.gethostname():
+        return status
+    return status if (alive or pid_alive)(int(row["pid"])) else DIED
+
+
+def writer() -> dict[str, Any]:
+    """The fields naming the process that writes a run."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
 def _column(value: Any) -> Any:
     """Dicts and lists are stored as JSON text."""
     if isinstance(value, (dict, list, tuple)):
@@ -192,6 +243,7 @@ def iter_json(rows: Sequence[sqlite3.Row]) -> Iterator[dict[str, Any]]:
     """Rows as plain dicts, JSON columns decoded (for export and --json)."""
     for row in rows:
         out = dict(row)
+        out["status"] = status_of(row)
         for name in ("settings", "sampling", "record"):
             if isinstance(out.get(name), str):
                 with contextlib.suppress(ValueError):

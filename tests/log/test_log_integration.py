@@ -111,9 +111,13 @@ def test_a_process_killed_mid_run_leaves_the_log_consistent(model: Path, tmp_pat
     after = finish(ponder("ask", "--json", "--model", str(model), "--budget", "8", "Hi?",
                           home=tmp_path))
     assert json.loads(after)["log_id"] > done
+    killed = conn.execute("SELECT count(*) FROM runs WHERE status = 'running' AND pid = ?",
+                          [proc.pid]).fetchone()[0]
     listed = finish(ponder("logs", "list", "-n", "100", home=tmp_path))
-    unfinished = conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()
-    assert listed.count("unfinished") == unfinished[0]
+    assert listed.count("\tdied") == killed and "unfinished" not in listed
+    by_status = dict(conn.execute("SELECT status, count(*) FROM runs GROUP BY status"))
+    died = {"died": killed} if killed else {}  # the problems it was solving when killed
+    assert by_status == {"done": done + 1, **died}  # marked in the log, too
 
 
 def _done(db: Path) -> int:
