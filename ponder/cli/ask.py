@@ -15,6 +15,7 @@ from ponder import textinput
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.cli._runlog import NoCacheOpt, NoLogOpt, answer_from_log, open_log
+from ponder.cli._summary import add_model_summary, wants_model_summary
 from ponder.cli.render import Renderer, ThinkingMode, print_answer
 from ponder.engines import EngineOptions, default_engine
 from ponder.errors import InputError
@@ -59,6 +60,7 @@ def ask(
     seed: opt.SeedOpt = 0,
     temperature: opt.TemperatureOpt = None,
     thinking: ThinkingOpt = "summary",
+    summary: opt.SummaryOpt = "extractive",
     json_out: opt.JsonOpt = False,
     quiet: QuietOpt = False,
     engine: opt.EngineOpt = None,
@@ -74,6 +76,7 @@ def ask(
     """Ask a question; the answer goes to stdout, the thinking digest to stderr."""
     text = read_question(question, file)
     mode = _thinking_mode(thinking)
+    source = opt.parse_summary(summary)
     plan = make_plan(effort, strategy, parse_overrides(option or []))
     seconds = opt.parse_duration(time_limit)
     err = Console(stderr=True, quiet=quiet)
@@ -94,6 +97,8 @@ def ask(
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:
         result = drive(run_plan(task, plan), renderer.handle)
+    if wants_model_summary(source, shown=mode == "summary" and not quiet, json_out=json_out):
+        result = add_model_summary(renderer.console, task, result)
     elapsed = CLOCK() - started
     record = entry.finish(result_record(text, result, loaded, plan, elapsed), result)
     _emit(record, result, renderer, json_out=json_out, quiet=quiet)
