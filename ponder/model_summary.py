@@ -31,11 +31,14 @@ PROMPT_MARGIN = 16
 """Tokens kept free besides the summary's own: template and tokenizer boundary slack."""
 OMITTED = "[… the start of the reasoning is left out …]\n"
 REQUEST = (
-    "This is the reasoning you wrote before your answer:\n\n{thinking}\n\n"
-    "Summarize how you reached the answer in at most {lines} short lines: the main steps "
-    "with their key results, any checks or changes of mind, and the conclusion. Write only "
-    "the summary, no more than {tokens} tokens."
+    "Summarize the reasoning below in at most {lines} very short lines (a few words each): "
+    "the main steps with their key results, any checks or changes of mind, and the "
+    "conclusion. Write only the summary.\n\nReasoning:\n\"\"\"\n{thinking}\n\"\"\""
 )
+"""The request, instruction first: on SmolLM2-135M (a four-step trace, greedy), an
+instruction after the reasoning was echoed back or answered with the answer alone; before
+it, the model listed the steps with their results."""
+
 EMPTY_THINKING = f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n"
 TokenCounter = Callable[[str], int]
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -127,13 +130,16 @@ def keep_end(text: str, limit: int, count: TokenCounter) -> str:
 
 
 def clean(text: str) -> str:
-    """The summary as lines: think tags and bullets off, empty lines out, at most
-    :data:`SUMMARY_LINES` lines."""
+    """The summary as lines: think tags, bullets and a heading off, empty lines out, at
+    most :data:`SUMMARY_LINES` lines."""
     if THINK_CLOSE in text:
         text = text.rsplit(THINK_CLOSE, 1)[1]
     text = text.replace(THINK_OPEN, "")
     lines = [_BULLET.sub("", line).strip() for line in text.splitlines()]
-    return "\n".join([line for line in lines if line][:SUMMARY_LINES])
+    lines = [line for line in lines if line]
+    if lines and lines[0].endswith(":") and len(lines[0].split()) <= 4:
+        lines = lines[1:]  # a heading ("Summary:", "The main steps are:")
+    return "\n".join(lines[:SUMMARY_LINES])
 
 
 def lines_of(summary: str) -> list[str]:
