@@ -17,8 +17,8 @@
    greedy chain and random draws of the samples.
 
 Steps 1 to 3 run only when their files are missing (all resume). The time per question
-of a level is estimated from this run's measured decode rates: one chain at the baseline's
-rate, several chains at the sampling run's rate. The last line is
+of a level is estimated from the measured decode rates (the median over questions): one
+chain at the baseline's rate, several chains at the sampling run's rate. The last line is
 `effort: greedy=A low=B medium=C high=D auto=E tokens: greedy=a low=b medium=c high=d auto=e (n=N)`.
 """
 
@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -103,10 +104,11 @@ def main() -> None:
     greedy = [base[i] for i in ids]
     n = len(problems)
 
-    # decode rates of this run, for the time estimates
-    one_rate = sum(r["tokens"] for r in greedy) / sum(r["seconds"] for r in greedy)
+    # decode rates, for the time estimates: the median per question, so that questions run
+    # while the machine was busy elsewhere (these runs resume across sessions) do not skew it
+    one_rate = statistics.median(r["tokens"] / r["seconds"] for r in greedy)
     ok = [r for r in sample_records if r["id"] in ids]
-    many_rate = sum(r["tokens"] for r in ok) / sum(r["seconds"] for r in ok)
+    many_rate = statistics.median(r["tokens"] / r["seconds"] for r in ok)
 
     replay = Replay(problems, draws=args.draws)
     acc: dict[str, float] = {}
@@ -114,7 +116,7 @@ def main() -> None:
     secs: dict[str, float] = {}
     right = sum(equivalent(r["answer"], r["reference"]) for r in greedy)
     acc["greedy"], tokens["greedy"] = right, sum(r["tokens"] for r in greedy) / n
-    secs["greedy"] = sum(r["seconds"] for r in greedy) / n
+    secs["greedy"] = tokens["greedy"] / one_rate
     lows = [low[i] for i in ids]
     acc["low"] = sum(bool(r["correct"]) for r in lows)
     tokens["low"] = sum(r["tokens"] for r in lows) / n
@@ -134,8 +136,9 @@ def main() -> None:
         f"load average now {os.getloadavg()[0]:.2f}",
         f"sampling run: {args.samples.name}, {max(len(p.samples) for p in problems)} chains "
         f"per problem (greedy first), {args.draws} random draws per problem and level",
-        f"decode rates measured in these runs: one chain {one_rate:.1f} tok/s, "
-        f"{args.n} chains together {many_rate:.1f} tok/s (seconds below = tokens / rate)",
+        f"decode rates measured in these runs (median per question): one chain "
+        f"{one_rate:.1f} tok/s, {args.n} chains together {many_rate:.1f} tok/s "
+        f"(seconds below = tokens / rate)",
         "",
         f"{'level':<8} {'accuracy':>7}  {'95% CI':>14}  {'tokens':>8}  {'sec/q':>7}  what",
     ]

@@ -105,6 +105,9 @@ class FamilyDefaults:
     """System prompt of one-chain strategies on prompted models ("" = the usual one)."""
     single_prefill: bool = True
     """Whether one-chain strategies also start the turn with `assistant_prefix`."""
+    plain_chains: bool = False
+    """Sampled chains get the one-chain prompt and turn start too (`single_system`,
+    `single_prefill`): for instruct models whose accuracy drops with a prefilled <think>."""
     source: str = ""
 
 
@@ -288,7 +291,7 @@ def _parse_family(name: str, raw: Any) -> FamilyDefaults:
             values[key] = float(value)
         elif key == "top_k":
             values[key] = _require(raw, key, int, where)
-        elif key == "single_prefill":
+        elif key in ("single_prefill", "plain_chains"):
             values[key] = _require(raw, key, bool, where)
         else:
             values[key] = _require(raw, key, str, where)

@@ -70,7 +70,10 @@ def make_task(
 ) -> Task:
     """A validated task: a non-empty question whose prompt leaves room to answer.
 
-    `single_chain` tasks (cot, budget) get the family's one-chain prompt and turn start."""
+    `single_chain` tasks (cot, budget) get the family's one-chain prompt and turn start
+    (every task does when the family sets `plain_chains`). A prompted model asked with that
+    plain prompt and no <think> prefill reasons in the open: its working is its thinking and
+    its closing paragraph the answer (`Task.implicit_thinking`)."""
     question = question.strip()
     if not question:
         raise InputError("the question is empty")
@@ -80,9 +83,12 @@ def make_task(
     if budget is not None and budget < 1:
         raise InputError("--budget must be at least 1 token")
     d = loaded.defaults
+    one_prompt = single_chain or d.plain_chains
+    system = d.single_system if one_prompt else ""
+    prefix = d.assistant_prefix if d.single_prefill or not one_prompt else ""
     task = Task(question, loaded.engine, loaded.style, sampling, Budget(budget, seconds, clock),
-                system=d.single_system if single_chain else "",
-                prefix=d.assistant_prefix if d.single_prefill or not single_chain else "")
+                system=system, prefix=prefix,
+                implicit_thinking=loaded.style == "prompted" and bool(system) and not prefix)
     used = loaded.engine.count_tokens(task.prompt)
     room = loaded.engine.context_length - used
     if room < MIN_ANSWER_ROOM:

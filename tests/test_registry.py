@@ -197,6 +197,14 @@ def test_parse_rejects_missing_sources() -> None:
         parse_registry(text)
 
 
+def test_parse_reads_family_switches() -> None:
+    family = '\n[families.fam]\nsingle_prefill = false\nplain_chains = true\n'
+    parsed = parse_registry(FAKE_TOML + family).family("fam")
+    assert parsed.plain_chains and not parsed.single_prefill
+    with pytest.raises(ValueError, match="'plain_chains' must be a bool"):
+        parse_registry(FAKE_TOML + family.replace("plain_chains = true", 'plain_chains = "yes"'))
+
+
 # --- config --------------------------------------------------------------------------
 
 

@@ -257,11 +257,23 @@ def sampling_lines(d: FamilyDefaults) -> list[tuple[str, str]]:
         ("sampling", f"temperature {d.temperature:g}, top-p {d.top_p:g}, top-k "
                      f"{d.top_k or 'off'}, min-p {d.min_p:g} (chains that vote)"),
         ("one chain", f"{single} (--effort low, cot, budget)"),
-        ("turn starts", repr(d.assistant_prefix) if d.assistant_prefix else "-"),
+        ("turn starts", _turn_start(d)),
     ]
+    if d.single_system:
+        chains = "every chain" if d.plain_chains else "one chain"
+        lines.append(("prompt", f"{chains}: {d.single_system!r}"))
     if d.source:
         lines.append(("settings", d.source))
     return lines
+
+
+def _turn_start(d: FamilyDefaults) -> str:
+    """How the assistant turn starts, for sampled chains and for one chain."""
+    if not d.assistant_prefix:
+        return "-"
+    many = "-" if d.plain_chains and not d.single_prefill else repr(d.assistant_prefix)
+    one = repr(d.assistant_prefix) if d.single_prefill else "-"
+    return many if many == one else f"{many} (one chain: {one})"
 
 
 def _stdin_is_tty() -> bool:

@@ -99,7 +99,7 @@ def question_messages(question: str, style: ThinkingStyle, defaults: FamilyDefau
                       plan: Plan) -> list[Message]:
     """The messages `make_task` gives the question (one-chain strategies get the family's
     own system prompt), known before the model is loaded."""
-    system = defaults.single_system if plan.spec.single_chain else ""
+    system = defaults.single_system if plan.spec.single_chain or defaults.plain_chains else ""
     return build_messages(question.strip(), style, system)
 
 

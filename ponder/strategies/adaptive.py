@@ -3,12 +3,14 @@
 Chains are sampled in rounds (`start` first, then `step` at a time, each round decoded in
 parallel; in `ponder solve` other problems' chains fill the rest of the batch). After every
 round `ponder.strategies.stopping.decide` checks the vote: stop once the leader cannot be
-overtaken within `max_n`, once the last `window` answers agree (ESC), once the Beta
-posterior that the leader is the majority reaches `threshold` (0: off), or give up once
-answers stay scattered after `give_up_after` chains (0: off). With `greedy_first` the
-first chain is the greedy one, so an easy question costs the greedy chain and one sample
-that agrees with it; `nothinking` votes on answers given with thinking skipped. The same
-`decide` replays this strategy offline (`ponder.replay`).
+overtaken within `max_n`, once every chain agrees and is at least `confident` sure of its
+answer (with `start=1`, the greedy chain alone can settle an easy question), once the last
+`window` answers agree (ESC), once the Beta posterior that the leader is the majority
+reaches `threshold` (0: off), or give up once answers stay scattered after `give_up_after`
+chains (0: off). With `greedy_first` the first chain is the greedy one, so an easy question
+costs the greedy chain and one sample that agrees with it; `nothinking` votes on answers
+given with thinking skipped. The same `decide` replays this strategy offline
+(`ponder.replay`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from ponder.strategies.multistep import emit, mean_probability, skip_thinking, t
 from ponder.strategies.options import MAX_CHAINS, ChainOptions
 from ponder.strategies.stopping import StopRule, decide
 
+SURE_MEASURES = ("answer_prob", "mean_prob")
+"""Per-chain probabilities `confident` may test: both come from the sampled tokens'
+logprobs, which every engine run records (no top-k logprobs needed)."""
+
 
 @dataclass
 class AdaptiveOptions(ChainOptions):
@@ -39,6 +45,8 @@ class AdaptiveOptions(ChainOptions):
     threshold: float = 0.0
     give_up_after: int = 0
     give_up_share: float = 0.5
+    confident: float = 0.0
+    confidence_measure: str = "answer_prob"
     greedy_first: bool = False
     nothinking: bool = False
 
@@ -51,11 +59,15 @@ class AdaptiveOptions(ChainOptions):
                 "threshold must be 0 (off) or in (0.5, 1)")
         require(self.give_up_after >= 0, "give_up_after must be 0 (off) or more")
         require(0.0 < self.give_up_share <= 1.0, "give_up_share must be in (0, 1]")
+        require(0.0 <= self.confident < 1.0, "confident must be 0 (off) or in (0, 1)")
+        require(self.confidence_measure in SURE_MEASURES,
+                f"confidence_measure must be one of {', '.join(SURE_MEASURES)}")
         super().validate()
 
     def rule(self) -> StopRule:
         return StopRule(self.start, self.step, self.max_n, self.window, self.threshold,
-                        self.give_up_after, self.give_up_share)
+                        self.give_up_after, self.give_up_share, self.confident,
+                        self.confidence_measure)
 
 
 def run(task: Task, opts: AdaptiveOptions) -> StrategyRun:

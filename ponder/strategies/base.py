@@ -60,6 +60,9 @@ class Task:
     prefix: str = ""
     """Written at the start of the assistant turn (e.g. "<think>\\n"), unless the chat
     template already ends with it."""
+    implicit_thinking: bool = False
+    """The model reasons without think tags (an instruct model on a plain prompt): output
+    starts as thinking, and a chain's closing paragraph becomes its answer."""
     _prompt: str | None = None
     memory: ChainMemory | None = None
     """Earlier chains to build on and to add this task's chains to (the run log), if any."""
@@ -84,8 +87,9 @@ class Task:
 
     @property
     def thinks_first(self) -> bool:
-        """Output starts inside thinking: the template opened <think> or the model is native."""
-        return self.opens_think or self.style == "native"
+        """Output starts inside thinking: the template opened <think>, the model is native, or
+        it reasons in the open (`implicit_thinking`)."""
+        return self.implicit_thinking or self.opens_think or self.style == "native"
 
 
 StrategyRun = Generator[StrategyEvent, None, Result]

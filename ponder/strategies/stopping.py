@@ -4,6 +4,10 @@
 why, or how many chains the next round should start. The rules, checked in order:
 
 - *settled*: the leader cannot be overtaken by the chains still allowed (`max_n`);
+- *confident*: every chain so far gives the same answer and the least sure of them is at
+  least `confident` sure of it (`measure`, a probability recorded with each chain). With
+  `start=1` this stops after the greedy chain alone when the model is sure of its answer:
+  a confidence stop that needs no warm-up chains (unlike DeepConf's online threshold);
 - *window* (ESC, Li et al. 2024): the last `window` answers are all the same;
 - *posterior*: the Beta posterior that the leader is the majority reaches `threshold`
   (Adaptive-Consistency, Aggarwal et al. 2023);
@@ -39,6 +43,8 @@ class StopRule:
     threshold: float = 0.0
     give_up_after: int = 0
     give_up_share: float = 0.5
+    confident: float = 0.0
+    measure: str = "answer_prob"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ def decide(samples: Sequence[Sample], rule: StopRule, max_n: int | None = None) 
     groups = tally(ballots_from(samples))
     if groups and remaining > 0 and cannot_be_overtaken(groups, remaining):
         return Verdict("the leader cannot be overtaken")
+    if rule.confident and _all_sure(samples, rule.confident, rule.measure):
+        return Verdict(f"every answer agrees with {rule.measure} >= {rule.confident:g}")
     if rule.window and _window_agrees(samples, rule.window):
         return Verdict(f"the last {rule.window} answers agree")
     if rule.threshold and groups:
@@ -75,3 +83,12 @@ def _window_agrees(samples: Sequence[Sample], window: int) -> bool:
     if len(last) < window or any(a is None for a in last):
         return False
     return all(equivalent(last[0], a) for a in last[1:])
+
+
+def _all_sure(samples: Sequence[Sample], confident: float, measure: str) -> bool:
+    """Whether all chains give one answer, each with `measure` at least `confident`."""
+    if not samples or any(s.answer is None for s in samples):
+        return False
+    first = samples[0].answer
+    return all(equivalent(first, s.answer) and s.stats.get(measure, 0.0) >= confident
+               for s in samples)

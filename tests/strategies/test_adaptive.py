@@ -6,6 +6,7 @@ import pytest
 
 from ponder.engines.base import Sampling
 from ponder.engines.scripted import Script, ScriptedEngine, ScriptedGeneration
+from ponder.errors import InputError
 from ponder.events import StrategyNote
 from ponder.strategies.aggregate import (
     Ballot,
@@ -111,3 +112,24 @@ def test_only_the_first_round_leads_with_the_greedy_chain() -> None:
     assert engine.greedy == [True, False, False]
     assert result.settings["stop_reason"] == "the last 2 answers agree"
     assert result.answer == "4"
+
+
+def test_confident_greedy_chain_alone_settles_the_question() -> None:
+    sure, unsure = think(4, logprob=-0.001), think(4, logprob=-1.0)
+    engine = SeedRecorder([sure, think(5)])
+    result, _ = run_strategy(engine, "adaptive", start=1, step=1, max_n=4, greedy_first=True,
+                             confident=0.99)
+    assert len(result.samples) == 1 and result.answer == "4"
+    assert result.settings["stop_reason"].startswith("every answer agrees")
+    engine = SeedRecorder([unsure, think(4), think(5)])
+    result, _ = run_strategy(engine, "adaptive", start=1, step=1, max_n=4, greedy_first=True,
+                             confident=0.99)
+    assert len(result.samples) == 2 and engine.greedy == [True, False]
+    assert result.settings["stop_reason"] == "the last 2 answers agree"
+
+
+def test_confident_must_be_a_probability() -> None:
+    with pytest.raises(InputError):
+        run_strategy(ScriptedEngine([think(4)]), "adaptive", confident=1.5)
+    with pytest.raises(InputError):
+        run_strategy(ScriptedEngine([think(4)]), "adaptive", confidence_measure="lowest")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ponder.cli._engine import sampling_for
 from ponder.engines import Loaded
 from ponder.engines.base import Sampling
-from ponder.engines.scripted import ScriptedEngine
+from ponder.engines.scripted import Script, ScriptedEngine
 from ponder.registry import FamilyDefaults, load_registry
-from ponder.runner import make_task
+from ponder.runner import drive, make_plan, make_task, run_plan
 from ponder.thinking import PROMPTED_SYSTEM
 
 FAMILY = FamilyDefaults("fam", temperature=0.7, top_p=0.8, top_k=20, min_p=0.0,
@@ -47,3 +49,42 @@ def test_registry_families_follow_the_model_cards() -> None:
     coder = registry.family("qwen2.5-coder")
     assert coder.single_temperature == 0.0 and not coder.single_prefill
     assert registry.family("unknown").temperature == FamilyDefaults().temperature
+
+
+PLAIN = replace(FAMILY, plain_chains=True)
+
+
+def test_plain_chains_give_every_chain_the_family_prompt_and_open_reasoning() -> None:
+    task = make_task("What is 2 + 2?", Loaded(ScriptedEngine(), "prompted", "m", PLAIN),
+                     Sampling())
+    assert "Think step by step." in task.prompt and PROMPTED_SYSTEM not in task.prompt
+    assert task.prompt.endswith("<|assistant|>\n")
+    assert task.implicit_thinking and task.thinks_first
+    tagged = make_task("What is 2 + 2?", loaded(), Sampling())
+    assert not tagged.implicit_thinking  # the prefilled tag marks its thinking itself
+
+
+def test_native_models_never_reason_implicitly() -> None:
+    task = make_task("What is 2 + 2?", Loaded(ScriptedEngine(), "native", "m", PLAIN),
+                     Sampling())
+    assert not task.implicit_thinking
+
+
+OPEN = ("First, 2 apples plus 2 apples.\n\nThat makes 4 apples in all.\n\n"
+        "So the final answer is \\boxed{4}.")
+
+
+def test_open_reasoning_is_thinking_and_its_conclusion_the_answer() -> None:
+    engine = ScriptedEngine([Script(OPEN)] * 3)
+    task = make_task("What is 2 + 2?", Loaded(engine, "prompted", "m", PLAIN), Sampling())
+    result = drive(run_plan(task, make_plan(None, "vote", {"n": "3"})), lambda e: None)
+    assert result.answer == "4"
+    sample = result.samples[0]
+    assert sample.text == "So the final answer is \\boxed{4}."
+    assert sample.thinking == "First, 2 apples plus 2 apples.\n\nThat makes 4 apples in all."
+    assert sample.thinking_tokens > 0
+
+
+def test_registry_runs_qwen_coder_chains_on_the_plain_prompt() -> None:
+    coder = load_registry().family("qwen2.5-coder")
+    assert coder.plain_chains and coder.single_system and not coder.single_prefill

@@ -48,3 +48,24 @@ def test_posterior_threshold_and_round_sizes() -> None:
 
 def test_no_chains_left() -> None:
     assert decide(chains("1", "2"), StopRule(window=0, max_n=2)).stop == "no chains left"
+
+
+def sure(*pairs: tuple[str | None, float]) -> list[Sample]:
+    return [Sample(i, a, "", "", 10, "eos", stats={"answer_prob": p})
+            for i, (a, p) in enumerate(pairs)]
+
+
+def test_confident_stop_settles_on_one_sure_chain() -> None:
+    rule = StopRule(start=1, step=1, max_n=6, window=2, confident=0.99)
+    assert decide(sure(("4", 0.995)), rule).stop == "every answer agrees with answer_prob >= 0.99"
+    unsure = decide(sure(("4", 0.9)), rule)
+    assert unsure.stop is None and unsure.next_size == 1
+
+
+def test_confident_stop_needs_every_chain_sure_and_agreeing() -> None:
+    rule = StopRule(start=1, window=0, max_n=6, confident=0.99)
+    assert decide(sure(("4", 0.999), ("5", 0.999)), rule).stop is None
+    assert decide(sure(("4", 0.999), ("4", 0.5)), rule).stop is None
+    assert decide(sure((None, 1.0)), rule).stop is None
+    assert decide(chains("4"), rule).stop is None  # no statistic recorded: not sure
+    assert decide(sure(("4", 0.999), ("4.0", 0.99)), rule).stop is not None
