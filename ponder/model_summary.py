@@ -88,7 +88,8 @@ def summary_prompt(task: Task, result: Result) -> str:
 
     A long thinking loses its start, not its end: the end holds the conclusion, the checks
     and the result the summary has to name. The assistant turn opens with an empty thinking
-    block, so that a reasoning model answers at once rather than think again.
+    block, so that a reasoning model answers at once rather than think again (not for a
+    model that reasons without tags, nor through a server's chat completions).
     """
     engine = task.engine
     answer = result.text.strip() or (result.answer or "")
@@ -99,8 +100,8 @@ def summary_prompt(task: Task, result: Result) -> str:
         request = REQUEST.format(thinking=thinking, lines=SUMMARY_LINES, tokens=SUMMARY_TOKENS)
         messages: list[Message] = [*base, {"role": "user", "content": request}]
         prompt = engine.chat_prompt(messages)
-        if prompt.startswith(CHAT_MARK):  # a server's chat completions: no prefill
-            return prompt
+        if prompt.startswith(CHAT_MARK) or task.implicit_thinking:
+            return prompt  # a server's chat completions, or a model that uses no tags
         if prompt_opens_think(prompt):
             return prompt + f"\n{THINK_CLOSE}\n\n"
         return prompt + EMPTY_THINKING
