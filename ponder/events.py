@@ -146,6 +146,10 @@ class Result:
     votes: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    summary: str | None = None
+    """The model's own summary of its thinking (`--summary model`); None: none was written."""
+    summary_tokens: int = 0
+    """Tokens that summary took (counted in `completion_tokens` too)."""
 
 
 StrategyEvent = (

@@ -53,6 +53,8 @@ class Record(TypedDict, total=False):
     interrupted: bool
     samples: list[dict[str, Any]]
     votes: dict[str, float]
+    summary: str | None
+    summary_source: str | None
     cached: bool
     reuse: dict[str, int]
     log_id: int | None

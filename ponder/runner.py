@@ -15,6 +15,7 @@ from ponder.events import Result, StrategyEvent
 from ponder.strategies import get_strategy
 from ponder.strategies.base import Budget, Clock, StrategyRun, StrategySpec, Task
 from ponder.strategies.effort import DEFAULT_EFFORT, get_effort
+from ponder.summary import summarize
 
 MIN_ANSWER_ROOM = 32
 MAX_QUESTION_CHARS = 200_000
@@ -149,10 +150,22 @@ def result_record(
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
             "thinking_tokens": result.thinking_tokens,
+            "summary_tokens": result.summary_tokens,
         },
         "seconds": round(seconds, 3),
         "finish_reason": result.finish_reason,
         "interrupted": result.interrupted,
         "samples": [s.to_json() for s in result.samples],
         "votes": result.votes,
+        **summary_fields(result),
     }
+
+
+def summary_fields(result: Result) -> dict[str, str | None]:
+    """The JSON `summary` (lines joined by newlines) and `summary_source`: the model's own
+    when it wrote one (`--summary model`), else the extractive one; None without thinking."""
+    if result.summary is not None:
+        return {"summary": result.summary, "summary_source": "model"}
+    lines = summarize(result.thinking, result.answer) if result.thinking.strip() else []
+    return {"summary": "\n".join(lines) or None,
+            "summary_source": "extractive" if lines else None}

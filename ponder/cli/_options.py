@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -54,6 +54,13 @@ TemperatureOpt = Annotated[
     float | None,
     typer.Option("--temperature", "-t", min=0.0, max=5.0, help="Sampling temperature.",
                  rich_help_panel=THINK, show_default=False),
+]
+SummaryOpt = Annotated[
+    str,
+    typer.Option("--summary", metavar="extractive|model", rich_help_panel=OUTPUT,
+                 help="Who writes the summary of the thinking: extractive (picked from the "
+                 "thinking, no tokens) or model (the loaded model, after the answer: at most "
+                 "60 more tokens, counted in usage; skipped when --budget or --time is spent)."),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per answer.", rich_help_panel=OUTPUT)
@@ -151,6 +158,16 @@ ConcurrencyOpt = Annotated[
                  "strategy's chains). Their chains share the engine's decode batches.",
                  rich_help_panel=ENGINE, show_default=False, metavar="K|auto"),
 ]
+
+SummarySource = Literal["extractive", "model"]
+
+
+def parse_summary(value: str) -> SummarySource:
+    """--summary's value, checked."""
+    if value not in ("extractive", "model"):
+        raise InputError(f"--summary {value!r} is not one of extractive, model")
+    return value  # type: ignore[return-value]
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}

@@ -30,7 +30,7 @@ NoCacheOpt = Annotated[
 
 ASK_KEYS = ("question", "answer", "text", "thinking", "model", "effort", "strategy",
             "settings", "run", "usage", "seconds", "finish_reason", "interrupted", "samples",
-            "votes")
+            "votes", "summary", "summary_source")
 """The fields of `ponder ask --json` (see `ponder.runner.result_record`)."""
 
 

@@ -54,6 +54,7 @@ def ask(
     seed: opt.SeedOpt = 0,
     temperature: opt.TemperatureOpt = None,
     thinking: ThinkingOpt = "summary",
+    summary: opt.SummaryOpt = "extractive",
     json_out: opt.JsonOpt = False,
     quiet: QuietOpt = False,
     engine: opt.EngineOpt = None,
@@ -69,6 +70,7 @@ def ask(
     """Ask a question; the answer goes to stdout, the thinking digest to stderr."""
     text = read_question(question, file)
     mode = _thinking_mode(thinking)
+    source = opt.parse_summary(summary)
     plan = make_plan(effort, strategy, parse_overrides(option or []))
     seconds = opt.parse_duration(time_limit)
     err = Console(stderr=True, quiet=quiet)
@@ -80,13 +82,16 @@ def ask(
     if entry is not None and entry.hit is not None:  # answered before any model is loaded
         answer_from_log(entry, text, plan, err, mode, json_out=json_out, quiet=quiet)
         return
-    _fresh(text, request, log, err, mode, engine, options, json_out=json_out, quiet=quiet)
+    _fresh(text, request, log, err, mode, engine, options, source, json_out=json_out,
+           quiet=quiet)
 
 
 def _fresh(text: str, request: Request, log: RunLog, err: Console, mode: ThinkingMode,
-           engine: str | None, options: EngineOptions, *, json_out: bool, quiet: bool) -> None:
+           engine: str | None, options: EngineOptions, source: opt.SummarySource, *,
+           json_out: bool, quiet: bool) -> None:
     """Load the model and think (unless the loaded model's key finds the answer logged)."""
     from ponder.cli._engine import load, sampling_for
+    from ponder.cli._summary import add_model_summary, wants_model_summary
     from ponder.cli.render import Renderer
     from ponder.runner import drive, make_task, result_record, run_plan
 
@@ -103,6 +108,8 @@ def _fresh(text: str, request: Request, log: RunLog, err: Console, mode: Thinkin
     started = CLOCK()
     with Renderer(err, mode, clock=CLOCK) as renderer:
         result = drive(run_plan(task, plan), renderer.handle)
+    if wants_model_summary(source, shown=mode == "summary" and not quiet, json_out=json_out):
+        result = add_model_summary(renderer.console, task, result)
     elapsed = CLOCK() - started
     record = entry.finish(result_record(text, result, loaded, plan, elapsed), result)
     _emit(record, result, renderer, json_out=json_out, quiet=quiet)

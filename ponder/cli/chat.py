@@ -22,6 +22,7 @@ from ponder.chat import Conversation
 from ponder.cli import _options as opt
 from ponder.cli._engine import load, sampling_for
 from ponder.cli._runlog import NoCacheOpt, NoLogOpt, answer_from_log, open_log
+from ponder.cli._summary import add_model_summary, wants_model_summary
 from ponder.cli.ask import ThinkingOpt, _thinking_mode
 from ponder.cli.render import Renderer, ThinkingMode, print_answer
 from ponder.engines import EngineOptions, Loaded
@@ -53,6 +54,7 @@ class Chat:
     temperature: float | None
     budget: int | None
     seconds: float | None
+    source: opt.SummarySource = "extractive"
     loaded: Loaded | None = None
     conversation: Conversation = field(default_factory=Conversation)
 
@@ -80,6 +82,8 @@ class Chat:
             started = CLOCK()
             with Renderer(self.err, self.mode, clock=CLOCK) as renderer:
                 result = drive(run_plan(task, self.plan), renderer.handle)
+            if wants_model_summary(self.source, shown=self.mode == "summary", json_out=False):
+                result = add_model_summary(self.err, task, result)
             entry.finish(result_record(question, result, loaded, self.plan, CLOCK() - started),
                          result)
             renderer.summary(result)
@@ -122,6 +126,7 @@ def chat(
     seed: opt.SeedOpt = 0,
     temperature: opt.TemperatureOpt = None,
     thinking: ThinkingOpt = "summary",
+    summary: opt.SummaryOpt = "extractive",
     engine: opt.EngineOpt = None,
     base_url: opt.BaseUrlOpt = None,
     api_key_env: opt.ApiKeyEnvOpt = None,
@@ -139,7 +144,7 @@ def chat(
                                  api_key_env=api_key_env, optimize=optimize),
                    engine, make_plan(effort, strategy, parse_overrides(option or [])),
                    _thinking_mode(thinking), seed, temperature, budget,
-                   opt.parse_duration(time_limit))
+                   opt.parse_duration(time_limit), opt.parse_summary(summary))
     loaded = session.model()
     interactive = sys.stdin.isatty()
     if interactive:

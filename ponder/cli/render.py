@@ -1,7 +1,8 @@
 """The terminal renderer: consumes strategy events, draws progress on stderr.
 
 Summary mode shows a live digest (one line for one chain, a panel for many) and afterwards
-an extractive summary of how the thinking reached the answer (:mod:`ponder.summary`);
+an extractive summary of how the thinking reached the answer (:mod:`ponder.summary`), or
+the model's own (`--summary model`, :mod:`ponder.model_summary`);
 full mode streams the thinking dimmed; hidden mode shows a spinner. The answer itself goes
 to stdout through :func:`print_answer`. Math in answers and summaries is drawn readably
 (:mod:`ponder.cli.mathtext`).
@@ -34,6 +35,7 @@ from ponder.events import (
     StrategyNote,
     VoteUpdate,
 )
+from ponder.model_summary import lines_of
 from ponder.summary import summarize
 
 ThinkingMode = Literal["summary", "full", "hidden"]
@@ -195,14 +197,24 @@ class Renderer:
             head += f" · {chains} chains · {result.completion_tokens:,} tokens in all"
         if result.interrupted:
             head += " · interrupted"
+        if result.summary and self.mode == "summary":
+            head += f" · summarized by the model in {result.summary_tokens} tokens"
         self.console.print(Text(head, style="bold dim"))
         if chains > 1:
             self.console.print(self._chain_table())
             if result.votes:
                 self.console.print(tally_bars(result.votes, self.console.width))
-        elif self.mode == "summary":
-            for line in summarize(result.thinking, result.answer):
+        if self.mode == "summary" and (chains <= 1 or result.summary):
+            for line in summary_lines(result):
                 self.console.print(summary_line(line, self.console.width))
+
+
+def summary_lines(result: Result) -> list[str]:
+    """The summary of how the thinking reached the answer: the model's own when it wrote
+    one (`--summary model`), else the extractive one."""
+    if result.summary:
+        return lines_of(result.summary)
+    return summarize(result.thinking, result.answer)
 
 
 def summary_line(line: str, width: int) -> Text:

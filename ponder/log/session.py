@@ -311,6 +311,8 @@ def result_from_record(record: dict[str, Any]) -> Result:
         thinking_tokens=int(usage.get("thinking_tokens") or 0),
         samples=samples, votes=dict(record.get("votes") or {}),
         settings=dict(record.get("run") or {}), interrupted=bool(record.get("interrupted")),
+        summary=record.get("summary") if record.get("summary_source") == "model" else None,
+        summary_tokens=int(usage.get("summary_tokens") or 0),
     )
 
 

@@ -99,6 +99,7 @@ def test_budget_option_caps_tokens(scripted: ScriptedEngine) -> None:
         (["ask", "-o", "thinkcap=3", "q"], "did you mean think_cap?"),
         (["ask", "--time", "soon", "q"], "is not a duration"),
         (["ask", "--thinking", "loud", "q"], "summary, full, hidden"),
+        (["ask", "--summary", "llm", "q"], "--summary 'llm' is not one of extractive, model"),
         (["ask", "--file", "/nonexistent/problem.txt"], "cannot read /nonexistent/problem.txt"),
     ],
 )

@@ -61,3 +61,20 @@ def test_piped_output_is_plain_text(smollm2: Path, tmp_path: Path) -> None:
     assert proc.stdout.strip()
     assert "\x1b" not in proc.stdout
     assert "Thought for" in proc.stderr
+
+
+def test_model_summary_on_real_model(smollm2: Path) -> None:
+    result = runner.invoke(
+        app, ["ask", "--json", "--no-log", "--model", str(smollm2), "--effort", "low",
+              "-o", "think_cap=64", "--seed", "1", "--summary", "model",
+              "Tom buys 4 pens at 3 dollars each and pays with 20 dollars. What is his change?"],
+    )
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["thinking"], "the prefilled <think> gives SmolLM2 thinking to summarize"
+    assert record["summary_source"] == "model"
+    assert record["summary"].strip()
+    tokens = record["usage"]["summary_tokens"]
+    assert 0 < tokens <= 60
+    chains = sum(s["tokens"] for s in record["samples"])
+    assert record["usage"]["completion_tokens"] >= chains + tokens
