@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-try:  # Typer 0.29 ships its own copy of click; older releases use click itself
-    from typer import _click as click
-except ImportError:  # pragma: no cover
-    import click  # type: ignore[no-redef]
+from typer import _click as click  # Typer 0.29's own click (pyproject pins 0.29.x)
 from typer.core import TyperCommand, TyperGroup
 from typer.main import get_command_from_info, get_group_from_info
 from typer.models import CommandInfo, TyperInfo
