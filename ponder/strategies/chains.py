@@ -346,7 +346,6 @@ def _finish(task: Task, st: ChainState, reason: FinishReason) -> Sample:
         # The model ended without closing its thinking (instruct models prefilled with
         # <think> write the whole solution there): its conclusion is the answer.
         answer_text = closing_paragraph(thinking)
-        thinking = _without_end(thinking, answer_text)
     answer = extract_answer(answer_text) if answer_text else None
     return _sample(st, answer, answer_text, thinking, reason)
 
@@ -355,14 +354,6 @@ def closing_paragraph(text: str) -> str:
     """The last paragraph of `text` that states an answer ("" when none does)."""
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
     return next((p for p in reversed(paragraphs) if extract_answer(p) is not None), "")
-
-
-def _without_end(thinking: str, conclusion: str) -> str:
-    """The thinking before its concluding paragraph (that paragraph is the answer)."""
-    body = thinking.rstrip()
-    if conclusion and body.endswith(conclusion):
-        return body[: -len(conclusion)].rstrip()
-    return thinking
 
 
 def _sample(st: ChainState, answer: str | None, answer_text: str, thinking: str,
