@@ -86,6 +86,8 @@ class Renderer:
         self.thinking_tokens = 0
         self._live: Live | None = None
         self._streamed_phase: str | None = None
+        self._thinker: int | None = None
+        """The chain whose thinking arrived last: its latest sentence is the live digest."""
 
     def __enter__(self) -> Renderer:
         if self.console.is_terminal and self.mode != "full":
@@ -133,6 +135,7 @@ class Renderer:
         view.tokens, view.phase, view.confidence = event.tokens, event.phase, event.confidence
         if event.phase == "thinking":
             view.tail = (view.tail + event.text)[-600:]
+            self._thinker = event.chain
         if self.mode == "full":
             self._stream(event)
 
@@ -174,10 +177,26 @@ class Renderer:
             table.add_row(f"#{v.chain + 1}", state, str(v.tokens), conf, v.answer or "")
         return table
 
+    def _digest(self) -> Text | None:
+        """The latest sentence of the chain thinking most recently, while one thinks."""
+        view = self.chains.get(self._thinker) if self._thinker is not None else None
+        if view is None or view.status != "running" or view.phase != "thinking":
+            return None
+        sentence = latest_sentence(view.tail)
+        if not sentence:
+            return None
+        line = Text(f"#{view.chain + 1} ", style="dim")
+        line.append_text(to_text(sentence, style="dim"))
+        line.truncate(max(20, self.console.width - 3), overflow="ellipsis")
+        return line
+
     def _panel(self, elapsed: float) -> RenderableType:
         parts: list[RenderableType] = [self._chain_table()]
         if self.tally:
             parts.append(tally_bars(self.tally, self.console.width))
+        digest = self._digest()
+        if digest is not None:
+            parts.append(digest)
         budget = f"/{self.budget:,}" if self.budget else ""
         footer = f"{self.used:,}{budget} tokens · {elapsed:.1f}s"
         if self.note:
@@ -204,7 +223,7 @@ class Renderer:
             self.console.print(self._chain_table())
             if result.votes:
                 self.console.print(tally_bars(result.votes, self.console.width))
-        if self.mode == "summary" and (chains <= 1 or result.summary):
+        if self.mode == "summary":  # after a vote: how the chosen chain got there
             for line in summary_lines(result):
                 self.console.print(summary_line(line, self.console.width))
 

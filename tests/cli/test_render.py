@@ -72,6 +72,34 @@ def test_panel_for_many_chains_shows_rows_tally_and_budget(
     assert "█" in out and "18" in out and "20" in out
 
 
+def test_panel_digests_the_latest_thinking_sentence(capture: Console, clock: FakeClock) -> None:
+    r = Renderer(capture, "summary", clock=clock)
+    for i in range(2):
+        r.handle(ChainStarted(i))
+    r.handle(ChainText(0, "thinking", "Each box holds 4. So 24 / 4 = 6 boxes. Then", tokens=9))
+    r.handle(ChainText(1, "thinking", "Six boxes at $6 each. Six times", tokens=8))
+    live = Console(file=io.StringIO(), width=80, force_terminal=False)
+    live.print(r)
+    assert "#2 Six boxes at $6 each." in text_of(live)
+    r.handle(ChainDone(1, "36", 20, "eos"))
+    live = Console(file=io.StringIO(), width=80, force_terminal=False)
+    live.print(r)
+    assert "Six boxes at" not in text_of(live)  # a finished chain no longer thinks
+
+
+def test_summary_after_a_vote_follows_the_chosen_chain(capture: Console,
+                                                       clock: FakeClock) -> None:
+    r = Renderer(capture, "summary", clock=clock)
+    for i in range(2):
+        r.handle(ChainStarted(i))
+    r.handle(VoteUpdate({"4": 2.0}))
+    result = Result("4", "It is 4.", "Add them: 1 + 3 = 4.\n\nSo it is 4.", "eos",
+                    thinking_tokens=12, votes={"4": 2.0})
+    r.summary(result)
+    out = text_of(capture)
+    assert "2 chains" in out and "• Add them: 1 + 3 = 4." in out
+
+
 def test_full_mode_streams_thinking(capture: Console, clock: FakeClock) -> None:
     r = Renderer(capture, "full", clock=clock)
     r.handle(ChainStarted(0))
