@@ -56,13 +56,22 @@ class ChainView:
     thought: int = 0
 
 
-def latest_sentence(text: str) -> str:
-    """The last complete sentence in `text` (empty if none is complete yet)."""
+DIGEST_WORDS = 3
+"""The live digest skips shorter sentences (numbered-list markers, "So, 121.")."""
+
+
+def latest_sentence(text: str, min_words: int = 1) -> str:
+    """The last complete sentence in `text` with at least `min_words` words (empty if none
+    is complete yet); list markers such as "2." are not worth a digest line."""
     parts = _SENTENCE_END.split(text.strip())
     complete = parts[:-1] if len(parts) > 1 else []
     if not complete and text.rstrip().endswith((".", "!", "?")):
         complete = parts
-    return " ".join(complete[-1].split()) if complete else ""
+    for part in reversed(complete):
+        words = part.split()
+        if len(words) >= min_words:
+            return " ".join(words)
+    return ""
 
 
 class Renderer:
@@ -158,7 +167,7 @@ class Renderer:
     def _one_line(self, view: ChainView, elapsed: float) -> RenderableType:
         verb = "Thinking" if view.phase == "thinking" else "Answering"
         line = Text(f"{verb} · {elapsed:.1f}s · {view.tokens} tokens", style="bold")
-        sentence = latest_sentence(view.tail)
+        sentence = latest_sentence(view.tail, DIGEST_WORDS)
         if sentence and view.phase == "thinking":
             line.append(" · ", style="dim")
             line.append_text(to_text(sentence, style="dim"))
@@ -182,7 +191,7 @@ class Renderer:
         view = self.chains.get(self._thinker) if self._thinker is not None else None
         if view is None or view.status != "running" or view.phase != "thinking":
             return None
-        sentence = latest_sentence(view.tail)
+        sentence = latest_sentence(view.tail, DIGEST_WORDS)
         if not sentence:
             return None
         line = Text(f"#{view.chain + 1} ", style="dim")

@@ -27,6 +27,8 @@ def test_latest_sentence_only_complete_ones() -> None:
     assert latest_sentence("First idea. Second idea! Third is unfinis") == "Second idea!"
     assert latest_sentence("no end yet") == ""
     assert latest_sentence("Done.") == "Done."
+    assert latest_sentence("Add the boxes first. 2. Then", min_words=3) == "Add the boxes first."
+    assert latest_sentence("1. 2.", min_words=3) == ""
 
 
 def test_one_chain_live_line(capture: Console, clock: FakeClock) -> None:
