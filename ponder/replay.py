@@ -52,24 +52,6 @@ def chains_from_records(records: Iterable[Mapping[str, Any]]) -> list[Chains]:
     return out
 
 
-def merge_runs(runs: Sequence[Sequence[Chains]]) -> list[Chains]:
-    """One problem list from several sampling runs of the same problems (other seeds).
-
-    The first run's chains come first (its greedy chain leads, if it has one); later runs
-    add their sampled chains, never a second greedy one. Problems missing from any run are
-    left out, so every problem has the same number of chains.
-    """
-    if not runs:
-        return []
-    later = [{p.id: p for p in run} for run in runs[1:]]
-    out = []
-    for p in runs[0]:
-        if all(p.id in other for other in later):
-            extra = tuple(s for other in later for s in other[p.id].sampled)
-            out.append(replace(p, samples=p.samples + extra))
-    return out
-
-
 def _sample(raw: Mapping[str, Any]) -> Sample:
     stats = dict(raw.get("stats") or {})
     return Sample(int(raw["chain"]), raw.get("answer"), "", "", int(raw.get("tokens", 0)),

@@ -17,7 +17,6 @@ from ponder.replay import (
     Replay,
     chains_from_records,
     first,
-    merge_runs,
     most_confident,
     standard_points,
     stopping,
@@ -118,14 +117,3 @@ def test_eval_samples_refuses_efforts(scripted: ScriptedEngine, tmp_path: Path) 
     assert isinstance(result.exception, InputError)
     assert "--samples" in str(result.exception)
 
-
-def test_merge_runs_appends_later_samples_after_the_greedy_chain() -> None:
-    def run(answers: str, greedy: bool, *ids: str) -> list[Chains]:
-        return [Chains(i, "4", tuple(Sample(k, a, "", "", 10, "eos")
-                                     for k, a in enumerate(answers)), greedy) for i in ids]
-
-    merged = merge_runs([run("456", True, "a", "b"), run("789", True, "a"), run("12", False, "a")])
-    assert [p.id for p in merged] == ["a"]  # b is missing from a later run
-    assert [s.answer for s in merged[0].samples] == list("4568912")
-    assert merged[0].greedy and len(merged[0].sampled) == 6
-    assert merge_runs([]) == []
