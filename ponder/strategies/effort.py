@@ -8,8 +8,8 @@ rules by `benchmarks/tune_auto.py`, chosen on half of the problems and checked o
   is never below plain greedy decoding;
 - every other level starts from that same chain (`greedy_first`, asked as `low` asks it:
   `Task.lead`), so asking again with more effort builds on it from the run log;
-- `medium` stops after the greedy chain when it is sure (every token's mean probability at
-  least 0.95), else samples one chain at a time, up to 3, until two in a row agree;
+- `medium` stops after the greedy chain when it is sure (the geometric-mean probability of
+  its tokens at least 0.95), else samples one chain at a time, up to 3, until two in a row agree;
 - `auto` is the same rule with up to 5 chains;
 - `high` votes over the greedy chain and 5 samples decoded together.
 Giving up on scattered answers (`give_up_after`) saved tokens but lost 7 points in the
