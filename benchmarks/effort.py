@@ -19,6 +19,11 @@
    tests/strategies/test_lead.py), so the replay takes it from `low`'s records (a sampling
    run made before the lead existed holds a greedy chain asked the tag way instead).
 
+`--pool FILE...` adds the chains of later runs with the same settings (another sampling
+run, or live `ponder eval --effort high` records; only `vote` records are taken, since a
+stopping rule's chains are not a fair draw): draws then come from each problem's larger
+pool, which steadies the estimate of what a level does on average.
+
 Steps 1 to 3 run only when their files are missing (all resume). The time per question
 of a level is estimated from the measured decode rates (the median over questions): the
 greedy chain and rounds of one chain at the baseline's rate, chains decoded together at the
@@ -77,6 +82,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--n", type=int, default=6, help="chains per problem in the sampling run")
     ap.add_argument("--samples", type=Path, required=True)
+    ap.add_argument("--pool", type=Path, nargs="*", default=[],
+                    help="records of later runs with the same chain settings (more sampling "
+                         "runs, or live `--effort high` runs): their chains after the first "
+                         "join each problem's samples, so draws come from a larger pool")
     ap.add_argument("--baseline", type=Path, required=True)
     ap.add_argument("--low", type=Path, required=True,
                     help="records of `ponder eval --effort low` (run when missing)")
@@ -105,7 +114,11 @@ def main() -> None:
     low = {r["id"]: r for r in read(args.low)}
     sample_records = [r for r in read(args.samples) if r["id"] in base and r["id"] in low]
     leads = {p.id: p.samples[0] for p in chains_from_records(low.values())}
-    problems = [replace(p, samples=(leads[p.id], *p.samples[1:]))
+    pooled: dict[str, list[Any]] = {}
+    for extra in args.pool:
+        for p in chains_from_records(r for r in read(extra) if r.get("strategy") == "vote"):
+            pooled.setdefault(p.id, []).extend(p.samples[1:])
+    problems = [replace(p, samples=(leads[p.id], *p.samples[1:], *pooled.get(p.id, [])))
                 for p in chains_from_records(sample_records) if p.id in leads]
     ids = {p.id for p in problems}
     greedy = [base[i] for i in ids]
@@ -144,7 +157,11 @@ def main() -> None:
         "command: python " + " ".join(shlex.quote(a) for a in sys.argv),
         f"machine: {platform.machine()}, {os.cpu_count()} cores, threads {args.threads}; "
         f"load average now {os.getloadavg()[0]:.2f}",
-        f"sampling run: {args.samples.name}, {max(len(p.samples) for p in problems)} chains "
+        f"pooled with: {', '.join(x.name for x in args.pool) or 'nothing'} "
+        f"({sum(len(v) for v in pooled.values())} more samples on {len(pooled)} problems; "
+        f"draws of k chains come from each problem's whole pool)",
+        f"sampling run: {args.samples.name}, {min(len(p.samples) for p in problems)}-"
+        f"{max(len(p.samples) for p in problems)} chains "
         f"per problem (the first replaced by low's greedy chain, as every level asks it), "
         f"{args.draws} random draws per problem and level",
         f"decode rates measured in these runs (median per question): one chain "
