@@ -14,11 +14,15 @@
 4. `medium`, `high` and `auto` are replayed on the sampling run's chains with their own
    decision code (`ponder.replay.replayable`): `medium`/`auto` run the adaptive stopping
    rule over random orders of the samples after the greedy chain, `high` votes over the
-   greedy chain and random draws of the samples.
+   greedy chain and random draws of the samples. Their greedy chain is `low`'s: they ask
+   it exactly as `low` does (`Task.lead`: the same prompt, greedy, the same cap; see
+   tests/strategies/test_lead.py), so the replay takes it from `low`'s records (a sampling
+   run made before the lead existed holds a greedy chain asked the tag way instead).
 
 Steps 1 to 3 run only when their files are missing (all resume). The time per question
-of a level is estimated from the measured decode rates (the median over questions): one
-chain at the baseline's rate, several chains at the sampling run's rate. The last line is
+of a level is estimated from the measured decode rates (the median over questions): the
+greedy chain and rounds of one chain at the baseline's rate, chains decoded together at the
+sampling run's rate. The last line is
 `effort: greedy=A low=B medium=C high=D auto=E tokens: greedy=a low=b medium=c high=d auto=e (n=N)`.
 """
 
@@ -32,6 +36,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +104,9 @@ def main() -> None:
     base = {r["id"]: r for r in read(args.baseline)}
     low = {r["id"]: r for r in read(args.low)}
     sample_records = [r for r in read(args.samples) if r["id"] in base and r["id"] in low]
-    problems = chains_from_records(sample_records)
+    leads = {p.id: p.samples[0] for p in chains_from_records(low.values())}
+    problems = [replace(p, samples=(leads[p.id], *p.samples[1:]))
+                for p in chains_from_records(sample_records) if p.id in leads]
     ids = {p.id for p in problems}
     greedy = [base[i] for i in ids]
     n = len(problems)
@@ -126,7 +133,10 @@ def main() -> None:
         rp = replayable(plan.spec.name, plan.options)
         point = replay.curve(level, rp.policy, rp.k, with_greedy=rp.with_greedy)
         acc[level], tokens[level] = point.accuracy * n, point.tokens
-        secs[level] = point.tokens / (one_rate if rp.k == 1 else many_rate)
+        # the greedy chain decodes alone; then rounds of one chain alone, or chains together
+        alone = rp.k == 1 or getattr(plan.options, "step", 0) == 1
+        rest = max(0.0, point.tokens - tokens["low"])
+        secs[level] = tokens["low"] / one_rate + rest / (one_rate if alone else many_rate)
 
     lines = [
         f"ponder effort levels vs plain greedy: {args.model}, first {n} problems of "
@@ -135,10 +145,11 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, threads {args.threads}; "
         f"load average now {os.getloadavg()[0]:.2f}",
         f"sampling run: {args.samples.name}, {max(len(p.samples) for p in problems)} chains "
-        f"per problem (greedy first), {args.draws} random draws per problem and level",
+        f"per problem (the first replaced by low's greedy chain, as every level asks it), "
+        f"{args.draws} random draws per problem and level",
         f"decode rates measured in these runs (median per question): one chain "
         f"{one_rate:.1f} tok/s, {args.n} chains together {many_rate:.1f} tok/s "
-        f"(seconds below = tokens / rate)",
+        f"(seconds below: tokens at those rates)",
         "",
         f"{'level':<8} {'accuracy':>7}  {'95% CI':>14}  {'tokens':>8}  {'sec/q':>7}  what",
     ]

@@ -3,7 +3,7 @@
     python benchmarks/mcts.py --model ID_OR_PATH [--data FILE] [--limit K]
         [--budgets 2000 4000] [--strategies mcts beam vote best-of-n]
         [--set STRATEGY.KEY=VALUE] [--ctx 4096] [--slots 8] [--threads N] [--seed 0]
-        [--out FILE]
+        [--out FILE] [--records FILE.jsonl]
 
 The model is loaded once. Every strategy solves the first K problems of FILE (JSON lines
 with `question` and `answer`) under each --budget, the same hard token cap for all of
@@ -15,7 +15,9 @@ Prints, per strategy and budget: accuracy with its 95% Wilson interval and n, me
 and seconds per question, prompt tokens the engine evaluated (prefill) and reused from the
 KV it held, per question; and for mcts the mean tree (nodes, depth, rollouts, iterations).
 Problems run one by one, every strategy on each in turn; --out is rewritten after every
-problem, so a run stopped early leaves a table of the problems done (marked partial).
+problem, so a run stopped early leaves a table of the problems done (marked partial);
+`--records FILE` keeps every outcome as it finishes, and a later run given the same file
+runs only what is missing (a 50-problem run at two budgets takes many hours on 2 cores).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,27 @@ def solve(loaded: Loaded, plan: Plan, problem: Problem, seed: int, budget: int) 
                    seconds, dict(result.settings), evaluated, reused)
 
 
+def record_key(args: argparse.Namespace, i: int, problem: Problem, row: Row) -> str:
+    """What decides one outcome: model, problem, strategy, budget, settings and seed."""
+    return json.dumps([args.model, args.ctx, problem.question, row.strategy, row.budget,
+                       row.plan.settings(), args.seed + i], sort_keys=True, default=str)
+
+
+def read_records(path: str | None) -> dict[str, Outcome]:
+    """The outcomes a stopped run left in --records (a torn last line is skipped)."""
+    kept: dict[str, Outcome] = {}
+    if not path or not Path(path).is_file():
+        return kept
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        key = raw.pop("key")
+        kept[key] = Outcome(**raw)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not Path(args.data).is_file():
@@ -166,13 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     loaded = Loaded(Recorder(loaded.engine), loaded.style, loaded.model_id)
     # problem by problem, every strategy in turn: the machine's load weighs on all alike,
     # and a run stopped early still compares them on the same problems
+    kept = read_records(args.records)
     for i, problem in enumerate(problems):
         for row in rows:
-            outcome = solve(loaded, row.plan, problem, args.seed + i, row.budget)
+            key = record_key(args, i, problem, row)
+            outcome = kept.get(key)
+            if outcome is None:
+                outcome = solve(loaded, row.plan, problem, args.seed + i, row.budget)
+                if args.records:
+                    with Path(args.records).open("a", encoding="utf-8") as f:
+                        f.write(json.dumps({"key": key, **asdict(outcome)}) + "\n")
             row.outcomes.append(outcome)
             print(f"  {row.strategy}@{row.budget} #{i + 1}: "
                   f"{'right' if outcome.correct else 'wrong'} {outcome.tokens} tokens "
-                  f"{outcome.seconds:.1f}s", file=sys.stderr, flush=True)
+                  f"{outcome.seconds:.1f}s{' (kept)' if key in kept else ''}",
+                  file=sys.stderr, flush=True)
         text = report(args, loaded, rows, load_at_start, time.monotonic() - started,
                       done=i + 1, of=len(problems))
         if args.out:
@@ -222,6 +253,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ctx", type=int, default=4096)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="also write the table to this file")
+    p.add_argument("--records", default=None,
+                   help="JSON lines of every outcome, appended as they finish; a run given "
+                        "the same file keeps those and runs only the rest")
     return p.parse_args(argv)
 
 

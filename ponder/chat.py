@@ -7,6 +7,7 @@ to answer, the oldest turns are dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -62,4 +63,8 @@ class Conversation:
             self.turns.pop(0)
             self.dropped += 1
         task._prompt = prompt
+        lead = task.led()
+        if lead is not None and task.lead is not None:
+            lead_prompt = lead.render(self.messages(task.question, task.style, lead.system))
+            task.lead = dataclasses.replace(task.lead, prompt=lead_prompt)
         return task

@@ -13,7 +13,7 @@ from ponder.engines.base import Sampling
 from ponder.errors import ContextOverflowError, InputError
 from ponder.events import Result, StrategyEvent
 from ponder.strategies import get_strategy
-from ponder.strategies.base import Budget, Clock, StrategyRun, StrategySpec, Task
+from ponder.strategies.base import Budget, Clock, Lead, StrategyRun, StrategySpec, Task
 from ponder.strategies.effort import DEFAULT_EFFORT, get_effort
 from ponder.summary import summarize
 
@@ -73,7 +73,8 @@ def make_task(
     `single_chain` tasks (cot, budget) get the family's one-chain prompt and turn start
     (every task does when the family sets `plain_chains`). A prompted model asked with that
     plain prompt and no <think> prefill reasons in the open: its working is its thinking and
-    its closing paragraph the answer (`Task.implicit_thinking`)."""
+    its closing paragraph the answer (`Task.implicit_thinking`). Other tasks ask their
+    greedy first chain that way too (`Task.lead`), so it is the chain `low` runs."""
     question = question.strip()
     if not question:
         raise InputError("the question is empty")
@@ -86,9 +87,14 @@ def make_task(
     one_prompt = single_chain or d.plain_chains
     system = d.single_system if one_prompt else ""
     prefix = d.assistant_prefix if d.single_prefill or not one_prompt else ""
+    lead_system = d.single_system
+    lead_prefix = d.assistant_prefix if d.single_prefill else ""
+    lead = None
+    if (lead_system, lead_prefix) != (system, prefix):
+        lead = Lead(lead_system, lead_prefix, _reasons_openly(loaded, lead_system, lead_prefix))
     task = Task(question, loaded.engine, loaded.style, sampling, Budget(budget, seconds, clock),
                 system=system, prefix=prefix,
-                implicit_thinking=loaded.style == "prompted" and bool(system) and not prefix)
+                implicit_thinking=_reasons_openly(loaded, system, prefix), lead=lead)
     used = loaded.engine.count_tokens(task.prompt)
     room = loaded.engine.context_length - used
     if room < MIN_ANSWER_ROOM:
@@ -97,6 +103,12 @@ def make_task(
             f"{loaded.engine.context_length:,} (with room to answer)"
         )
     return task
+
+
+def _reasons_openly(loaded: Loaded, system: str, prefix: str) -> bool:
+    """Whether a prompted model asked with its family's own system prompt and no <think>
+    prefill writes its working in the open (`Task.implicit_thinking`)."""
+    return loaded.style == "prompted" and bool(system) and not prefix
 
 
 def run_plan(task: Task, plan: Plan) -> StrategyRun:

@@ -260,7 +260,7 @@ def sampling_lines(d: FamilyDefaults) -> list[tuple[str, str]]:
         ("turn starts", _turn_start(d)),
     ]
     if d.single_system:
-        chains = "every chain" if d.plain_chains else "one chain"
+        chains = "every chain" if d.plain_chains else "one chain and the greedy first chain"
         lines.append(("prompt", f"{chains}: {d.single_system!r}"))
     if d.source:
         lines.append(("settings", d.source))
@@ -273,7 +273,7 @@ def _turn_start(d: FamilyDefaults) -> str:
         return "-"
     many = "-" if d.plain_chains and not d.single_prefill else repr(d.assistant_prefix)
     one = repr(d.assistant_prefix) if d.single_prefill else "-"
-    return many if many == one else f"{many} (one chain: {one})"
+    return many if many == one else f"{many} (one chain and the greedy first chain: {one})"
 
 
 def _stdin_is_tty() -> bool:

@@ -26,8 +26,8 @@ from ponder.strategies.aggregate import (
     vote_updates,
 )
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import ChainConfig, run_chains
-from ponder.strategies.multistep import emit, mean_probability, skip_thinking, tap
+from ponder.strategies.chains import ChainConfig, Chains, run_chains
+from ponder.strategies.multistep import emit, mean_probability, run_led, skip_thinking, tap
 from ponder.strategies.options import MAX_CHAINS, ChainOptions
 from ponder.strategies.stopping import StopRule, decide
 
@@ -85,9 +85,7 @@ def run(task: Task, opts: AdaptiveOptions) -> StrategyRun:
     while size > 0:
         rounds += 1
         started = len(samples)
-        sampling = task.sampling.with_(greedy_first=opts.greedy_first and started == 0)
-        new = yield from tap(run_chains(task, size, config, sampling=sampling, prefix=prefix,
-                                        first_chain=started, on_token=mean_probability()),
+        new = yield from tap(_round(task, size, started, config, opts, prefix),
                              vote_updates(live))
         samples += new
         verdict = decide(samples, rule)
@@ -103,6 +101,18 @@ def run(task: Task, opts: AdaptiveOptions) -> StrategyRun:
     yield from emit(task, StrategyNote(f"stopped after {len(samples)} chains: {reason}"))
     return vote_result(task, samples, tally(ballots_from(samples)), chains=len(samples),
                        rounds=rounds, stop_reason=reason)
+
+
+def _round(task: Task, size: int, started: int, config: ChainConfig, opts: AdaptiveOptions,
+           prefix: str) -> Chains:
+    """One round of `size` chains after the `started` ones; the first round may begin with
+    the greedy chain (asked as `low` asks it: `run_led`)."""
+    if opts.greedy_first and not started:
+        sampling = task.sampling.with_(greedy_first=True)
+        return (yield from run_led(task, size, config, sampling=sampling, prefix=prefix,
+                                   on_token=mean_probability()))
+    return (yield from run_chains(task, size, config, prefix=prefix, first_chain=started,
+                                  on_token=mean_probability()))
 
 
 def _too_little_left(task: Task, chains: int, reserve: int) -> bool:

@@ -1,17 +1,19 @@
 """Effort levels: each names a strategy and its settings. The README documents this table.
 
 Tuned on one sampling run of Qwen2.5-Coder-1.5B-Instruct on the first 100 gsm8k-dev problems
-(`benchmarks/effort.py`, results in `benchmarks/results/effort-qwen1.5b.txt`: plain greedy
-70.0%, low 72.0%, medium 73.9%, high 77.0%, auto 76.5%):
+(`benchmarks/effort.py`, results in `benchmarks/results/effort-qwen1.5b.txt`; the stopping
+rules by `benchmarks/tune_auto.py`, chosen on half of the problems and checked on the other):
 
 - `low` is one chain, greedy on instruct models (the family's `single_temperature`), so it
   is never below plain greedy decoding;
-- `medium` adds one sampled chain to the greedy one and two more only when they disagree;
-- `high` votes over the greedy chain and sampled ones, decoded together in one batch;
-- `auto` samples in rounds of two after the greedy chain until two answers in a row agree.
-  Giving up on scattered answers (`give_up_after`) saved tokens but lost 7 points in the
-  replay (30 problems), and the `confident` stop on the greedy chain alone fell to about
-  greedy's accuracy (`benchmarks/tune_auto.py`), so both stay options, off by default.
+- every other level starts from that same chain (`greedy_first`, asked as `low` asks it:
+  `Task.lead`), so asking again with more effort builds on it from the run log;
+- `medium` stops after the greedy chain when it is sure (the geometric-mean probability of
+  its tokens at least 0.95), else samples one chain at a time, up to 3, until two in a row agree;
+- `auto` is the same rule with up to 5 chains;
+- `high` votes over the greedy chain and 5 samples decoded together.
+Giving up on scattered answers (`give_up_after`) saved tokens but lost 7 points in the
+replay (30 problems), so it stays an option, off by default.
 """
 
 from __future__ import annotations
@@ -29,22 +31,24 @@ class Effort:
     description: str = ""
 
 
+SURE = {"greedy_first": True, "start": 1, "step": 1, "window": 2, "confident": 0.95,
+        "confidence_measure": "mean_prob"}
+"""The stop `medium` and `auto` share: the greedy chain settles alone when it is sure."""
+
 EFFORTS: dict[str, Effort] = {
     "low": Effort("cot", {"think_cap": 1024},
                   "one chain (greedy on instruct models), thinking capped at 1024 tokens"),
     "medium": Effort(
-        "adaptive",
-        {"greedy_first": True, "start": 2, "step": 2, "max_n": 4, "window": 2},
-        "the greedy chain and one sample; two more only when they disagree",
+        "adaptive", {**SURE, "max_n": 3},
+        "the greedy chain; when it is unsure, samples one at a time (up to 3) until two agree",
     ),
     "high": Effort(
         "vote", {"greedy_first": True, "n": 6},
-        "the greedy chain and 5 samples decoded together, majority vote",
+        "the greedy chain, then 5 samples decoded together, majority vote",
     ),
     "auto": Effort(
-        "adaptive",
-        {"greedy_first": True, "start": 2, "step": 2, "max_n": 6, "window": 2},
-        "greedy chain and one sample; 2 more at a time (up to 6) until two in a row agree",
+        "adaptive", {**SURE, "max_n": 5},
+        "the greedy chain; when it is unsure, samples one at a time (up to 5) until two agree",
     ),
 }
 DEFAULT_EFFORT = "medium"

@@ -1,6 +1,6 @@
 """What strategies of several steps share: Ctrl-C-safe events, budget hold-backs, chains on
-other prompts, finishing a chain with an answer, judging a solution, a chain-confidence
-hook, and the Result.
+other prompts, a greedy chain asked the one-chain way, finishing a chain with an answer,
+judging a solution, a chain-confidence hook, and the Result.
 
 Ctrl-C reaches a strategy as a KeyboardInterrupt thrown in at the event it was suspended on
 (see `ponder.cli.ask.drive`). Inside `run_chains` that is handled; :func:`emit` and
@@ -96,6 +96,35 @@ def run_on(
     finally:
         task.prompt_tokens += sub.prompt_tokens
         task.interrupted = task.interrupted or sub.interrupted
+
+
+def run_led(
+    task: Task,
+    n: int,
+    config: ChainConfig,
+    *,
+    sampling: Sampling,
+    prefix: str = "",
+    on_token: OnToken | None = None,
+) -> Chains:
+    """`run_chains` for n chains whose first is the greedy one (`greedy_first`), with that
+    chain asked the way one-chain strategies ask (`Task.lead`): it is the very chain `low`
+    runs, so the run log can hand it over. The lead runs first, the other chains then
+    decode together with their own seeds (chain k is seeded seed + k either way)."""
+    lead = task.led() if sampling.greedy_first and not prefix else None
+    if lead is None:
+        return (yield from run_chains(task, n, config, sampling=sampling, prefix=prefix,
+                                      on_token=on_token))
+    try:
+        first = yield from run_chains(lead, 1, config, sampling=sampling, on_token=on_token)
+    finally:
+        task.prompt_tokens += lead.prompt_tokens
+        task.interrupted = task.interrupted or lead.interrupted
+    if n == 1:
+        return first
+    rest = yield from run_chains(task, n - 1, config, sampling=sampling.with_(greedy_first=False),
+                                 first_chain=1, on_token=on_token)
+    return first + rest
 
 
 def opening(task: Task) -> str:

@@ -1,7 +1,8 @@
 """`vote`: self-consistency (Wang et al., 2022).
 
 n chains are decoded together (one `engine.start` with n sequences; with `greedy_first` the
-first is the greedy chain, the model's single most likely answer), each answer is
+first is the greedy chain, the model's single most likely answer, asked the way `low` asks
+when the family's one-chain prompt differs, and decoded before the others), each answer is
 extracted, equivalent answers are grouped ("0.5" = "1/2"), and the largest group wins. Ties
 go to the group with the higher total confidence (each chain's geometric-mean token
 probability), then to the group holding the earliest chain. `nothinking` prefills an empty,
@@ -21,8 +22,7 @@ from ponder.strategies.aggregate import (
     vote_updates,
 )
 from ponder.strategies.base import StrategyRun, StrategySpec, Task, require
-from ponder.strategies.chains import run_chains
-from ponder.strategies.multistep import mean_probability, skip_thinking, tap
+from ponder.strategies.multistep import mean_probability, run_led, skip_thinking, tap
 from ponder.strategies.options import MAX_CHAINS, ChainOptions
 
 
@@ -49,9 +49,9 @@ def run(task: Task, opts: VoteOptions) -> StrategyRun:
     sampling = task.sampling.with_(greedy_first=opts.greedy_first,
                                    top_logprobs=opts.top_logprobs)
     prefix = skip_thinking(task) if opts.nothinking else ""
-    samples = yield from tap(run_chains(task, opts.n, opts.chain_config(), sampling=sampling,
-                                        prefix=prefix,
-                                        on_token=mean_probability()), vote_updates(live))
+    samples = yield from tap(run_led(task, opts.n, opts.chain_config(), sampling=sampling,
+                                     prefix=prefix, on_token=mean_probability()),
+                             vote_updates(live))
     return vote_result(task, samples, tally(ballots_from(samples)), chains=opts.n)
 
 

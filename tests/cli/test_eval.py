@@ -88,7 +88,7 @@ def test_eval_resume_runs_only_what_is_missing(scripted: ScriptedEngine, tmp_pat
     result = runner.invoke(app, ["eval", str(data), "-e", "low,medium", "--out", str(out),
                                  "--resume", "--json"])
     assert result.exit_code == 0, result.output
-    assert len(scripted.prompts) == 3
+    assert len(scripted.prompts) == 6  # medium only: per problem the greedy chain, one sample
     rows = {json.loads(line)["config"]: json.loads(line) for line in result.stdout.splitlines()}
     assert rows["low"]["correct"] == 3 and rows["medium"]["correct"] == 3
     assert len(out.read_text(encoding="utf-8").splitlines()) == 6

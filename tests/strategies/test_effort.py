@@ -15,10 +15,12 @@ from tests.conftest import run_strategy, think
     ("effort", "strategy", "settings"),
     [
         ("low", "cot", {"think_cap": 1024}),
-        ("medium", "adaptive", {"greedy_first": True, "start": 2, "max_n": 4, "window": 2}),
+        ("medium", "adaptive", {"greedy_first": True, "start": 1, "step": 1, "max_n": 3,
+                                "window": 2, "confident": 0.95,
+                                "confidence_measure": "mean_prob"}),
         ("high", "vote", {"greedy_first": True, "n": 6}),
-        ("auto", "adaptive", {"greedy_first": True, "start": 2, "step": 2, "max_n": 6,
-                              "give_up_after": 0}),
+        ("auto", "adaptive", {"greedy_first": True, "start": 1, "step": 1, "max_n": 5,
+                              "confident": 0.95, "give_up_after": 0}),
     ],
 )
 def test_each_effort_chooses_a_strategy_and_settings(
@@ -59,11 +61,24 @@ def test_an_override_the_chosen_strategy_lacks_is_an_error() -> None:
 
 def test_invalid_override_is_an_error() -> None:
     with pytest.raises(InputError, match="start must be between 1 and max_n"):
-        make_plan("auto", None, {"max_n": "1"})
+        make_plan("auto", None, {"start": "7"})
+
+
+def test_a_sure_greedy_chain_settles_medium_and_auto_alone() -> None:
+    for level in ("medium", "auto"):
+        sure = ScriptedEngine([think(4, logprob=-0.01)] * 6)   # mean probability 0.99
+        result, _ = run_strategy(sure, "adaptive", **make_plan(level, None).settings())
+        assert len(result.samples) == 1 and result.answer == "4"
+
+
+def test_medium_stops_at_three_chains() -> None:
+    scattered = ScriptedEngine([think(a) for a in [4, 5, 6, 7, 8]])
+    result, _ = run_strategy(scattered, "adaptive", **make_plan("medium", None).settings())
+    assert len(result.samples) == 3
 
 
 def test_auto_stops_when_the_greedy_chain_and_a_sample_agree() -> None:
-    agree = ScriptedEngine([think(4)] * 12)
+    agree = ScriptedEngine([think(4)] * 12)   # mean probability 0.90: not sure alone
     result, _ = run_strategy(agree, "adaptive", **make_plan("auto", None).settings())
     assert len(result.samples) == 2
     disagree = ScriptedEngine([think(a) for a in [4, 5, 4, 4, 6, 6, 6, 6]])
@@ -87,4 +102,4 @@ def test_every_effort_level_can_be_replayed_from_recorded_chains() -> None:
     for level in EFFORTS:
         plan = make_plan(level, None)
         ks[level] = replayable(plan.spec.name, plan.options).k
-    assert ks == {"low": 1, "medium": 4, "high": 6, "auto": 6}
+    assert ks == {"low": 1, "medium": 3, "high": 6, "auto": 5}
