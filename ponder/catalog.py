@@ -108,6 +108,10 @@ class FamilyDefaults:
     plain_chains: bool = False
     """Sampled chains get the one-chain prompt and turn start too (`single_system`,
     `single_prefill`): for instruct models whose accuracy drops with a prefilled <think>."""
+    greedy: bool = True
+    """Whether the first chain of a vote (`greedy_first`) may be decoded greedily; false
+    where the model card advises against greedy decoding (endless repetitions): that chain
+    is then sampled like the others."""
     source: str = ""
 
 
@@ -291,7 +295,7 @@ def _parse_family(name: str, raw: Any) -> FamilyDefaults:
             values[key] = float(value)
         elif key == "top_k":
             values[key] = _require(raw, key, int, where)
-        elif key in ("single_prefill", "plain_chains"):
+        elif key in ("single_prefill", "plain_chains", "greedy"):
             values[key] = _require(raw, key, bool, where)
         else:
             values[key] = _require(raw, key, str, where)

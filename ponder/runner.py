@@ -94,7 +94,8 @@ def make_task(
         lead = Lead(lead_system, lead_prefix, _reasons_openly(loaded, lead_system, lead_prefix))
     task = Task(question, loaded.engine, loaded.style, sampling, Budget(budget, seconds, clock),
                 system=system, prefix=prefix,
-                implicit_thinking=_reasons_openly(loaded, system, prefix), lead=lead)
+                implicit_thinking=_reasons_openly(loaded, system, prefix), lead=lead,
+                greedy_lead=d.greedy)
     used = loaded.engine.count_tokens(task.prompt)
     room = loaded.engine.context_length - used
     if room < MIN_ANSWER_ROOM:

@@ -257,6 +257,8 @@ def sampling_lines(d: FamilyDefaults) -> list[tuple[str, str]]:
         ("sampling", f"temperature {d.temperature:g}, top-p {d.top_p:g}, top-k "
                      f"{d.top_k or 'off'}, min-p {d.min_p:g} (chains that vote)"),
         ("one chain", f"{single} (--effort low, cot, budget)"),
+        ("first chain", "greedy (greedy_first)" if d.greedy
+         else "sampled: the card advises against greedy decoding"),
         ("turn starts", _turn_start(d)),
     ]
     if d.single_system:

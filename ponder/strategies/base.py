@@ -79,6 +79,9 @@ class Task:
     starts as thinking, and a chain's closing paragraph becomes its answer."""
     lead: Lead | None = None
     """How the greedy first chain is asked, when not like the others (None: the same)."""
+    greedy_lead: bool = True
+    """Whether a `greedy_first` chain is decoded greedily (the family's `greedy`): R1, Qwen3
+    and QwQ cards advise against greedy decoding, so there it is sampled like the rest."""
     _prompt: str | None = None
     memory: ChainMemory | None = None
     """Earlier chains to build on and to add this task's chains to (the run log), if any."""

@@ -108,10 +108,14 @@ def run_led(
     on_token: OnToken | None = None,
 ) -> Chains:
     """`run_chains` for n chains whose first is the greedy one (`greedy_first`), with that
-    chain asked the way one-chain strategies ask (`Task.lead`): it is the very chain `low`
-    runs, so the run log can hand it over. The lead runs first, the other chains then
-    decode together with their own seeds (chain k is seeded seed + k either way)."""
+    chain asked the way one-chain strategies ask (`Task.lead`): it is the chain `low` runs
+    (the same prompt, decoding and seed), so the run log can hand it over. The lead runs
+    first, the other chains then decode together with their own seeds (chain k is seeded
+    seed + k either way). Where the family advises against greedy decoding
+    (`Task.greedy_lead` off), the first chain is sampled like the rest."""
     lead = task.led() if sampling.greedy_first and not prefix else None
+    if not task.greedy_lead:
+        sampling = sampling.with_(greedy_first=False)
     if lead is None:
         return (yield from run_chains(task, n, config, sampling=sampling, prefix=prefix,
                                       on_token=on_token))

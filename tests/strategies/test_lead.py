@@ -17,7 +17,7 @@ from ponder.engines.base import Sampling
 from ponder.engines.scripted import Script, ScriptedEngine, ScriptedGeneration
 from ponder.events import Result, StrategyEvent, StrategyNote
 from ponder.log.session import LogMemory, RunLog, Switches
-from ponder.registry import FamilyDefaults
+from ponder.registry import FamilyDefaults, load_registry
 from ponder.runner import drive, make_plan, make_task, run_plan
 from ponder.strategies.base import Task
 from ponder.thinking import PROMPTED_SYSTEM
@@ -185,3 +185,34 @@ def test_high_after_low_takes_the_greedy_chain_from_the_log(log: RunLog) -> None
     assert result.samples[0].thinking == OPEN and result.answer == "4"
     assert any(isinstance(e, StrategyNote) and "from the log" in e.text for e in events)
     assert high.budget.used == sum(s.tokens for s in result.samples[1:])
+
+
+SAMPLED = FamilyDefaults("r1", temperature=0.6, single_temperature=0.6,
+                         assistant_prefix="<think>\n", greedy=False)
+
+
+def test_families_that_advise_against_greedy_sample_the_first_chain_as_low_does(
+        log: RunLog) -> None:
+    engine = SpyEngine([tagged(4)])
+    low = task_for(engine, SAMPLED, single_chain=True)
+    low.memory = memory(log)
+    run(low, "cot")
+    engine.enqueue(tagged(4), tagged(5))
+    engine.starts.clear()
+    high = task_for(engine, SAMPLED)
+    high.memory = memory(log)
+    result, _ = run(high, "vote", n=3, greedy_first="true")
+    assert [(n, greedy) for n, _, greedy, _ in engine.starts] == [(2, False)]  # chains 1, 2
+    assert [s.answer for s in result.samples] == ["4", "4", "5"]
+    engine.enqueue(tagged(4), tagged(4))
+    engine.starts.clear()
+    run(task_for(engine, SAMPLED), "vote", n=2, greedy_first="true")
+    assert [(n, greedy) for n, _, greedy, _ in engine.starts] == [(2, False)]
+
+
+def test_the_registry_says_which_families_advise_against_greedy() -> None:
+    registry = load_registry()
+    for name in ("deepseek-r1-distill", "qwen3", "qwq"):
+        assert not registry.family(name).greedy
+    for name in ("qwen2.5-coder", "smollm2", "unknown"):
+        assert registry.family(name).greedy
