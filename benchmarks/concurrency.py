@@ -8,7 +8,8 @@ The model is loaded once, with --slots slots. For each concurrency K, in one run
 --limit problems of DATA (JSON lines with `question` and `answer`) are solved as
 `ponder solve --concurrency K` solves them: `batch.run_batch` with K worker threads, so the
 chains of up to K problems share each decode batch of the one llama.cpp context. Same seed
-(0, as `ponder solve`), effort and budget for every K. Prints per K: seconds,
+(0, as `ponder solve`), sampling (the family's, greedy for one-chain efforts on instruct
+models, as `ponder solve`), effort and budget for every K. Prints per K: seconds,
 problems/min, tokens/s, accuracy, the share of decode steps that served more than one
 problem, and the speed-up over the first K; ends with `concurrency=K speedup=X.XX` for the
 largest K.
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 slots=args.slots, threads=args.threads))
     engine = loaded.engine
     plan = make_plan(args.effort, None, {})
-    setup = batch.Setup(loaded, plan, sampling_for(loaded, 0, None), args.budget)
+    sampling = sampling_for(loaded, 0, None, single_chain=plan.spec.single_chain)
+    setup = batch.Setup(loaded, plan, sampling, args.budget)
     counter = StepCounter(engine)
     batch.run_batch(problems[:1], setup, RecordWriter(None, "nowhere"))  # warm-up
     counter.take()
