@@ -93,7 +93,7 @@ def test_vote_asks_its_greedy_chain_as_low_does_and_samples_the_rest_together() 
     assert lead.thinking == OPEN and lead.text == "So the final answer is \\boxed{4}."
 
 
-def test_the_lead_is_the_very_chain_low_runs() -> None:
+def test_the_lead_is_asked_exactly_as_low_asks() -> None:
     engine = SpyEngine([OPEN, OPEN, tagged(4)])
     run(task_for(engine, single_chain=True), "cot")
     run(task_for(engine), "vote", n=2, greedy_first="true")
