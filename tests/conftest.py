@@ -19,6 +19,7 @@ from ponder.engines import Loaded, register_engine
 from ponder.engines.base import Sampling
 from ponder.engines.scripted import Script, ScriptedEngine, ScriptedGeneration
 from ponder.events import ChainDone, EngineEvent, Result, StrategyEvent
+from ponder.log.session import LogMemory, RunLog, Switches
 from ponder.plot import PALETTE
 from ponder.runner import make_plan, make_task, run_plan
 from ponder.strategies.base import Clock
@@ -227,3 +228,28 @@ def check_plot(data: bytes, n_points: int) -> None:
     assert 0.01 < ink / (width * height) < 0.5
     for color in PALETTE[:n_points]:
         assert bytes(color) in colors
+
+
+# ---------------------------------------------------------------------------------------
+# the run log, for chains that build on logged ones
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[RunLog]:
+    """A run log in a temporary file; the test fails if the log ever reported a failure."""
+    notes: list[str] = []
+    runlog = RunLog("test", Switches(), notes.append, tmp_path / "log.db")
+    yield runlog
+    assert notes == []  # the log never failed
+    runlog.close()
+
+
+def log_memory(log: RunLog, question: str = "What is 2 + 2?", reuse: bool = True
+               ) -> LogMemory:
+    """A new run's chain memory in `log` (model fingerprint "fingerprint")."""
+    store = log.store
+    assert store is not None
+    run_id = store.add_run({"status": "running", "command": "test", "question": question,
+                            "model": "spy", "strategy": "test", "settings": {},
+                            "sampling": {}, "seed": 0})
+    return LogMemory(log, run_id, "fingerprint", reuse)

@@ -3,8 +3,6 @@ rest with the seeds they would have had, and charges the budget for new tokens o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +11,12 @@ from ponder.engines import Loaded
 from ponder.engines.base import Sampling
 from ponder.engines.scripted import Script, ScriptedEngine, ScriptedGeneration
 from ponder.events import Result, StrategyEvent, StrategyNote
-from ponder.log.session import LogMemory, RunLog, Switches
+from ponder.log.session import LogMemory, RunLog
 from ponder.runner import drive, make_plan, make_task, run_plan
 from ponder.strategies.chains import ChainConfig, ChainState, run_chains
 from ponder.strategies.probes import ProbeConfig
 from ponder.thinking import CLOSE_THINKING
+from tests.conftest import log_memory
 
 QUESTION = "What is 2 + 2?"
 
@@ -41,22 +40,8 @@ def think(answer: int, words: int = 3, logprob: float = -0.1) -> Script:
     return Script("<think>" + " hmm" * words + f" </think> \\boxed{{{answer}}}", logprob)
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[RunLog]:
-    notes: list[str] = []
-    runlog = RunLog("test", Switches(), notes.append, tmp_path / "log.db")
-    yield runlog
-    assert notes == []  # the log never failed
-    runlog.close()
-
-
 def memory(log: RunLog, reuse: bool = True) -> LogMemory:
-    store = log.store
-    assert store is not None
-    run_id = store.add_run({"status": "running", "command": "test", "question": QUESTION,
-                            "model": "spy", "strategy": "test", "settings": {},
-                            "sampling": {}, "seed": 0})
-    return LogMemory(log, run_id, "fingerprint", reuse)
+    return log_memory(log, QUESTION, reuse)
 
 
 def run(engine: ScriptedEngine, name: str, mem: LogMemory | None, *,

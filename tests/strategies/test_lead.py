@@ -4,8 +4,6 @@ that way too, so it is the chain `low` runs; the other chains keep the tag promp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +14,12 @@ from ponder.engines import Loaded
 from ponder.engines.base import Sampling
 from ponder.engines.scripted import Script, ScriptedEngine, ScriptedGeneration
 from ponder.events import Result, StrategyEvent, StrategyNote
-from ponder.log.session import LogMemory, RunLog, Switches
+from ponder.log.session import LogMemory, RunLog
 from ponder.registry import FamilyDefaults, load_registry
 from ponder.runner import drive, make_plan, make_task, run_plan
 from ponder.strategies.base import Task
 from ponder.thinking import PROMPTED_SYSTEM
+from tests.conftest import log_memory
 
 QUESTION = "What is 2 + 2?"
 FAMILY = FamilyDefaults("fam", temperature=0.7, single_temperature=0.0,
@@ -155,20 +154,8 @@ def test_a_chat_turn_leads_with_its_history() -> None:
     assert is_tagged(rest) and "What is 1 + 1?" in rest
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[RunLog]:
-    runlog = RunLog("test", Switches(), lambda note: None, tmp_path / "log.db")
-    yield runlog
-    runlog.close()
-
-
 def memory(log: RunLog) -> LogMemory:
-    store = log.store
-    assert store is not None
-    run_id = store.add_run({"status": "running", "command": "test", "question": QUESTION,
-                            "model": "spy", "strategy": "test", "settings": {},
-                            "sampling": {}, "seed": 0})
-    return LogMemory(log, run_id, "fingerprint", True)
+    return log_memory(log, QUESTION)
 
 
 def test_high_after_low_takes_the_greedy_chain_from_the_log(log: RunLog) -> None:
