@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
 
 from ponder.answers import equivalent  # noqa: E402
 from ponder.evaluation import wilson  # noqa: E402
-from ponder.replay import Replay, chains_from_records, replayable  # noqa: E402
+from ponder.replay import Replay, chains_from_records, replayable, vote  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 from ponder.strategies.effort import EFFORTS  # noqa: E402
 
@@ -112,7 +112,8 @@ def main() -> None:
                           "--threads", str(args.threads), "--out", str(args.low), *resume])
     base = {r["id"]: r for r in read(args.baseline)}
     low = {r["id"]: r for r in read(args.low)}
-    sample_records = [r for r in read(args.samples) if r["id"] in base and r["id"] in low]
+    sample_records = [r for r in read(args.samples)[:args.limit]
+                      if r["id"] in base and r["id"] in low]
     leads = {p.id: p.samples[0] for p in chains_from_records(low.values())}
     pooled: dict[str, list[Any]] = {}
     for extra in args.pool:
@@ -176,6 +177,15 @@ def main() -> None:
     lines.append("effort: " + " ".join(f"{k}={100 * acc[k] / n:.1f}" for k in ("greedy", *LEVELS))
                  + " tokens: " + " ".join(f"{k}={tokens[k]:.0f}" for k in ("greedy", *LEVELS))
                  + f" (n={n})")
+    most = min(len(p.samples) for p in problems)
+    if most > 6:
+        lines += ["", f"vote over the greedy chain and k-1 samples drawn from the pool "
+                      f"(k up to {most}, the smallest pool):"]
+        for k in sorted({2, 4, 6, 8, 10, most} & set(range(2, most + 1))):
+            point = replay.curve(f"vote@{k}", vote, k, with_greedy=True)
+            seconds = tokens["low"] / one_rate + (point.tokens - tokens["low"]) / many_rate
+            lines.append(f"  vote@{k:<3} {100 * point.accuracy:5.1f}%  {point.tokens:6.0f} "
+                         f"tokens  {seconds:5.1f} s")
     text = "\n".join(lines)
     print(text)
     if args.out:
