@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
 
 from ponder.answers import equivalent  # noqa: E402
 from ponder.evaluation import wilson  # noqa: E402
-from ponder.replay import Replay, chains_from_records, replayable, vote  # noqa: E402
+from ponder.replay import Replay, chains_from_records, pooled_samples, replayable, vote  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 from ponder.strategies.effort import EFFORTS  # noqa: E402
 
@@ -115,10 +115,7 @@ def main() -> None:
     sample_records = [r for r in read(args.samples)[:args.limit]
                       if r["id"] in base and r["id"] in low]
     leads = {p.id: p.samples[0] for p in chains_from_records(low.values())}
-    pooled: dict[str, list[Any]] = {}
-    for extra in args.pool:
-        for p in chains_from_records(r for r in read(extra) if r.get("strategy") == "vote"):
-            pooled.setdefault(p.id, []).extend(p.samples[1:])
+    pooled = pooled_samples(read(extra) for extra in args.pool)
     problems = [replace(p, samples=(leads[p.id], *p.samples[1:], *pooled.get(p.id, [])))
                 for p in chains_from_records(sample_records) if p.id in leads]
     ids = {p.id for p in problems}

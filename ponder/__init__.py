@@ -1,3 +1,3 @@
 """ponder: think hard with local reasoning models."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

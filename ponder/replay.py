@@ -52,6 +52,23 @@ def chains_from_records(records: Iterable[Mapping[str, Any]]) -> list[Chains]:
     return out
 
 
+def pooled_samples(runs: Iterable[Iterable[Mapping[str, Any]]]) -> dict[str, list[Sample]]:
+    """Each problem's sampled chains from the `vote` records of several live runs, to join
+    a sampling run's pool.
+
+    Runs of the same settings seed chain k alike (seed + k), so a larger run repeats the
+    smaller one's chains: a chain number already taken for a problem from an earlier run is
+    skipped. The greedy chain (chain 0 of a `greedy_first` run) is never pooled.
+    """
+    pool: dict[str, list[Sample]] = {}
+    for records in runs:
+        for problem in chains_from_records(r for r in records if r.get("strategy") == "vote"):
+            taken = pool.setdefault(problem.id, [])
+            seen = {s.chain for s in taken}
+            taken += [s for s in problem.sampled if s.chain not in seen]
+    return pool
+
+
 def _sample(raw: Mapping[str, Any]) -> Sample:
     stats = dict(raw.get("stats") or {})
     return Sample(int(raw["chain"]), raw.get("answer"), "", "", int(raw.get("tokens", 0)),

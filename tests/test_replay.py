@@ -18,6 +18,7 @@ from ponder.replay import (
     chains_from_records,
     first,
     most_confident,
+    pooled_samples,
     standard_points,
     stopping,
     vote,
@@ -84,6 +85,22 @@ def test_records_round_trip(tmp_path: Path) -> None:
     (loaded,) = chains_from_records([record, {**record, "id": "q", "status": "error"}])
     assert loaded.greedy and loaded.samples[0].stats["lowest"] == 2.0
     assert loaded.samples[0].confidence == 0.9
+
+
+def vote_record(pid: str, answers: list[str], strategy: str = "vote") -> dict[str, object]:
+    return {"id": pid, "status": "ok", "reference": "3", "strategy": strategy,
+            "settings": {"greedy_first": True},
+            "samples": [{"chain": i, "answer": a, "tokens": 5} for i, a in enumerate(answers)]}
+
+
+def test_pool_skips_the_greedy_chain_and_chains_an_earlier_run_already_gave() -> None:
+    six = [vote_record("p", ["g", "1", "2", "3", "4", "5"])]
+    ten = [vote_record("p", ["g", "1x", "2x", "3x", "4x", "5x", "6", "7", "8", "9"]),
+           vote_record("q", ["g", "a"]), vote_record("r", ["g", "b"], strategy="adaptive")]
+    pool = pooled_samples([six, ten])
+    assert [s.answer for s in pool["p"]] == ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
+    assert [s.answer for s in pool["q"]] == ["a"]
+    assert "r" not in pool
 
 
 def right(n: int) -> str:

@@ -18,8 +18,8 @@ from tests.conftest import run_strategy, think
         ("medium", "adaptive", {"greedy_first": True, "start": 1, "step": 1, "max_n": 3,
                                 "window": 2, "confident": 0.95,
                                 "confidence_measure": "mean_prob"}),
-        ("high", "vote", {"greedy_first": True, "n": 6}),
-        ("auto", "adaptive", {"greedy_first": True, "start": 1, "step": 1, "max_n": 5,
+        ("high", "vote", {"greedy_first": True, "n": 10}),
+        ("auto", "adaptive", {"greedy_first": True, "start": 1, "step": 4, "max_n": 6,
                               "confident": 0.95, "give_up_after": 0}),
     ],
 )
@@ -77,22 +77,26 @@ def test_medium_stops_at_three_chains() -> None:
     assert len(result.samples) == 3
 
 
-def test_auto_stops_when_the_greedy_chain_and_a_sample_agree() -> None:
+def test_auto_samples_four_together_when_the_greedy_chain_is_unsure() -> None:
     agree = ScriptedEngine([think(4)] * 12)   # mean probability 0.90: not sure alone
     result, _ = run_strategy(agree, "adaptive", **make_plan("auto", None).settings())
-    assert len(result.samples) == 2
-    disagree = ScriptedEngine([think(a) for a in [4, 5, 4, 4, 6, 6, 6, 6]])
-    result, _ = run_strategy(disagree, "adaptive", **make_plan("auto", None).settings())
-    assert len(result.samples) == 4
-    assert result.answer == "4"
+    assert len(result.samples) == 5 and result.settings["rounds"] == 2
+    # 4 5 4 4 6: the last two differ, but one more chain cannot overtake 4's three votes
+    settled = ScriptedEngine([think(a) for a in [4, 5, 4, 4, 6, 6, 6, 6]])
+    result, _ = run_strategy(settled, "adaptive", **make_plan("auto", None).settings())
+    assert len(result.samples) == 5 and result.answer == "4"
+    # 4 5 6 7 4: still open after five, so one more chain (the sixth and last)
+    scattered = ScriptedEngine([think(a) for a in [4, 5, 6, 7, 4, 5, 9, 9]])
+    result, _ = run_strategy(scattered, "adaptive", **make_plan("auto", None).settings())
+    assert len(result.samples) == 6 and result.settings["rounds"] == 3
 
 
 def test_adaptive_gives_up_when_answers_stay_scattered() -> None:
     scattered = ScriptedEngine([think(a) for a in [1, 2, 3, 4, 5, 6, 7, 8]])
     settings = {**make_plan("auto", None).settings(), "give_up_after": 4}
     result, _ = run_strategy(scattered, "adaptive", **settings)
-    assert len(result.samples) == 4
-    assert "scattered" in result.settings["stop_reason"]
+    assert len(result.samples) == 5   # the first check after 4 chains ends auto's 1 + 4
+    assert "scattered after 5 chains" in result.settings["stop_reason"]
 
 
 def test_every_effort_level_can_be_replayed_from_recorded_chains() -> None:
@@ -102,4 +106,4 @@ def test_every_effort_level_can_be_replayed_from_recorded_chains() -> None:
     for level in EFFORTS:
         plan = make_plan(level, None)
         ks[level] = replayable(plan.spec.name, plan.options).k
-    assert ks == {"low": 1, "medium": 3, "high": 6, "auto": 5}
+    assert ks == {"low": 1, "medium": 3, "high": 10, "auto": 6}
