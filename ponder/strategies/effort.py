@@ -13,9 +13,9 @@ rules by `benchmarks/tune_auto.py`, chosen on half of the problems and checked o
 - `auto` has the same stop after the greedy chain, but when it is unsure samples 4 chains
   together (a full batch rather than rounds of one), then one more, up to 6, until the last
   two agree;
-- `high` votes over the greedy chain and 9 samples decoded together: vote over 6 chains was
-  only greedy + 8.0 points in the pooled replay (+5 live), over 10 it is +9.7, in about a
-  minute per question here.
+- `high` votes over the greedy chain and 9 samples decoded together: over 6 chains it was
+  greedy + 8.0 points in the pooled replay (+5 live), over 10 it is +9.8 (+6.6 live on 76
+  problems), in one to two minutes per question here.
 Giving up on scattered answers (`give_up_after`) saved tokens but lost 7 points in the
 replay (30 problems), so it stays an option, off by default.
 """
