@@ -25,7 +25,9 @@ from ponder.errors import ModelNotFoundError
 Thinking = Literal["native", "prompted"]
 SourceKind = Literal["hf", "pypi"]
 
-COPY_FORMATS = ("Q4_0", "Q8_0")
+COPY_FORMATS = ("Q4_0", "Q4_0_PURE", "Q8_0")
+"""Formats a local copy can be requantized into. ``Q4_0_PURE`` is llama.cpp's ``--pure``:
+every tensor in Q4_0, the output layer included (plain ``Q4_0`` keeps it at Q6_K/Q8_0)."""
 """Formats `ponder models optimize` can requantize a model into."""
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")

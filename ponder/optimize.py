@@ -76,12 +76,12 @@ Measure = Callable[[Path, str, int | None], Measurement]
 
 
 def normalize_format(name: str) -> str:
-    """'q4_0' -> 'Q4_0'; 'auto' stays; anything else is an InputError."""
-    upper = name.strip().upper()
+    """'q4_0' -> 'Q4_0', 'q4_0-pure' -> 'Q4_0_PURE'; 'auto' stays; else an InputError."""
+    upper = name.strip().upper().replace("-", "_")
     if upper == "AUTO":
         return "auto"
     if upper not in COPY_FORMATS:
-        choices = ", ".join(f.lower() for f in COPY_FORMATS)
+        choices = ", ".join(f.lower().replace("_pure", "-pure") for f in COPY_FORMATS)
         raise InputError(f"unknown format {name!r}", f"choose from {choices} or auto")
     return upper
 
@@ -109,7 +109,9 @@ def quantize(src: Path, dst: Path, fmt: str, threads: int | None = None) -> None
     """Write ``src`` requantized to ``fmt`` at ``dst`` (atomically) with llama.cpp."""
     llama_cpp = _quiet_llama()
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{fmt}")
+    base = fmt.removesuffix("_PURE")
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{base}")
+    params.pure = fmt.endswith("_PURE")
     params.allow_requantize = True
     params.nthread = threads or 0
     partial = dst.with_name(dst.name + ".partial")

@@ -51,6 +51,7 @@ def measured(table: dict[str, tuple[int, float]]) -> optimize.Measure:
 def test_normalize_format() -> None:
     assert normalize_format("q4_0") == "Q4_0"
     assert normalize_format(" Auto ") == "auto"
+    assert normalize_format("q4_0-pure") == normalize_format("Q4_0_PURE") == "Q4_0_PURE"
     with pytest.raises(InputError, match="unknown format 'q2_k'"):
         normalize_format("q2_k")
 
@@ -84,9 +85,9 @@ def test_auto_keeps_the_fastest_copy_that_passes(entry: ModelEntry,
     original = fixtures.install_original()
     seen: list[str] = []
     result = auto(entry, original, measure_fn=measured(
-        {"Q4_K_M": (6, 50.0), "Q4_0": (3, 90.0), "Q8_0": (6, 60.0)}),
+        {"Q4_K_M": (6, 50.0), "Q4_0": (3, 90.0), "Q4_0_PURE": (4, 95.0), "Q8_0": (6, 60.0)}),
         report=lambda m: seen.append(m.format))
-    assert seen == ["Q4_K_M", "Q4_0", "Q8_0"]
+    assert seen == ["Q4_K_M", "Q4_0", "Q4_0_PURE", "Q8_0"]
     assert result.kept is not None and result.kept.format == "Q8_0"  # Q4_0 failed the check
     assert read_record("coder") == result.kept
     assert [m["format"] for m in result.kept.measurements["auto"]] == seen
@@ -99,7 +100,7 @@ def test_auto_keeps_nothing_when_the_download_is_fastest(entry: ModelEntry,
     original = fixtures.install_original()
     make_copy(entry, original, "Q4_0")
     result = auto(entry, original, measure_fn=measured(
-        {"Q4_K_M": (6, 90.0), "Q4_0": (6, 80.0), "Q8_0": (6, 60.0)}))
+        {"Q4_K_M": (6, 90.0), "Q4_0": (6, 80.0), "Q4_0_PURE": (6, 85.0), "Q8_0": (6, 60.0)}))
     assert result.kept is None
     assert read_record("coder") is None
     assert not any(copies_dir().iterdir())
@@ -125,3 +126,17 @@ def test_real_requantized_copy_loads_and_answers(tmp_path: Path) -> None:
     assert out.tokens > 0
     measurement = optimize.measure(copy, "Q8_0", threads=1)
     assert measurement.total == len(optimize.CHECKS) and measurement.tokens > 0
+
+
+@pytest.mark.integration
+def test_a_pure_copy_puts_the_output_layer_in_q4_0_too(tmp_path: Path) -> None:
+    """SmolLM2's tied embedding is Q8_0 in a plain Q4_0 copy (its width, 576, is no multiple
+    of Q6_K's 256-wide blocks) and Q4_0 in a pure one: the pure file is smaller."""
+    from ponder.optimize import quantize
+
+    plain, pure = tmp_path / "plain.gguf", tmp_path / "pure.gguf"
+    quantize(smollm2_path(), plain, "Q4_0", threads=1)
+    quantize(smollm2_path(), pure, "Q4_0_PURE", threads=1)
+    embedding = 49152 * 576  # vocabulary x width, the tied token embedding
+    saved = plain.stat().st_size - pure.stat().st_size
+    assert saved == pytest.approx(embedding * (34 - 18) / 32, rel=0.02)  # Q8_0 -> Q4_0 bytes
