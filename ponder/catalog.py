@@ -26,9 +26,9 @@ Thinking = Literal["native", "prompted"]
 SourceKind = Literal["hf", "pypi"]
 
 COPY_FORMATS = ("Q4_0", "Q4_0_PURE", "Q8_0")
-"""Formats a local copy can be requantized into. ``Q4_0_PURE`` is llama.cpp's ``--pure``:
-every tensor in Q4_0, the output layer included (plain ``Q4_0`` keeps it at Q6_K/Q8_0)."""
-"""Formats `ponder models optimize` can requantize a model into."""
+"""Formats `ponder models optimize` can requantize a model into. ``Q4_0_PURE`` is llama.cpp's
+``--pure``: every tensor in Q4_0, the output layer included (plain ``Q4_0`` keeps it at
+Q6_K/Q8_0)."""
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*$")

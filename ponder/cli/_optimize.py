@@ -25,10 +25,10 @@ from ponder.sources import verify
 ModelArg = Annotated[str, typer.Argument(help="Model id or alias (see `ponder models list`).")]
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", help="q4_0, q4_0-pure (output layer in Q4_0 too), q8_0, or "
-                 "auto: measure each here and keep the "
-                 "fastest that passes a short accuracy check \\[default: the format the "
-                 "registry names for the model, else auto].", show_default=False),
+    typer.Option("--format", help="q4_0, q8_0, q4_0-pure (the output layer in Q4_0 too: "
+                 "fastest, but it can cost accuracy), or auto: measure q4_0 and q8_0 here and "
+                 "keep the fastest that passes a short accuracy check \\[default: the format "
+                 "the registry names for the model, else auto].", show_default=False),
 ]
 RemoveOpt = Annotated[
     bool, typer.Option("--remove", help="Delete the optimized copy; engines run the download.")

@@ -85,9 +85,9 @@ def test_auto_keeps_the_fastest_copy_that_passes(entry: ModelEntry,
     original = fixtures.install_original()
     seen: list[str] = []
     result = auto(entry, original, measure_fn=measured(
-        {"Q4_K_M": (6, 50.0), "Q4_0": (3, 90.0), "Q4_0_PURE": (4, 95.0), "Q8_0": (6, 60.0)}),
+        {"Q4_K_M": (6, 50.0), "Q4_0": (3, 90.0), "Q8_0": (6, 60.0)}),
         report=lambda m: seen.append(m.format))
-    assert seen == ["Q4_K_M", "Q4_0", "Q4_0_PURE", "Q8_0"]
+    assert seen == ["Q4_K_M", "Q4_0", "Q8_0"]  # a pure copy only when asked for by name
     assert result.kept is not None and result.kept.format == "Q8_0"  # Q4_0 failed the check
     assert read_record("coder") == result.kept
     assert [m["format"] for m in result.kept.measurements["auto"]] == seen
@@ -100,7 +100,7 @@ def test_auto_keeps_nothing_when_the_download_is_fastest(entry: ModelEntry,
     original = fixtures.install_original()
     make_copy(entry, original, "Q4_0")
     result = auto(entry, original, measure_fn=measured(
-        {"Q4_K_M": (6, 90.0), "Q4_0": (6, 80.0), "Q4_0_PURE": (6, 85.0), "Q8_0": (6, 60.0)}))
+        {"Q4_K_M": (6, 90.0), "Q4_0": (6, 80.0), "Q8_0": (6, 60.0)}))
     assert result.kept is None
     assert read_record("coder") is None
     assert not any(copies_dir().iterdir())
