@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 from ponder.answers import equivalent  # noqa: E402
 from ponder.evaluation import wilson  # noqa: E402
-from ponder.replay import Replay, chains_from_records, replayable  # noqa: E402
+from ponder.replay import Replay, chains_from_records, pooled_samples, replayable  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 
 
@@ -52,12 +52,16 @@ def main() -> None:
     ap.add_argument("--low", type=Path, required=True)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="records of benchmarks/baseline.py, shown on the same problems")
+    ap.add_argument("--pool", type=Path, nargs="*", default=[],
+                    help="records of other vote runs with the same chain settings whose samples "
+                         "join each problem's pool (as in effort.py); needed to replay n=10")
     ap.add_argument("--draws", type=int, default=400)
     args = ap.parse_args()
 
     low = {r["id"]: r for r in read(args.low)}
     leads = {p.id: p.samples[0] for p in chains_from_records(low.values())}
-    sampled = {p.id: replace(p, samples=(leads[p.id], *p.samples[1:]))
+    pooled = pooled_samples(read(extra) for extra in args.pool)
+    sampled = {p.id: replace(p, samples=(leads[p.id], *p.samples[1:], *pooled.get(p.id, [])))
                for p in chains_from_records(read(args.samples)) if p.id in leads}
     by_level: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in read(args.live):
