@@ -272,11 +272,16 @@ def _parse_entry(raw: dict[str, Any]) -> ModelEntry:
     )
 
 
+def format_key(name: str) -> str:
+    """A copy format as written by a person ('q4_0-pure') as COPY_FORMATS spells it."""
+    return name.strip().upper().replace("-", "_")
+
+
 def _optimize_format(raw: dict[str, Any], where: str) -> str:
     value = raw.get("optimize", "")
-    if not isinstance(value, str) or value.upper() not in ("", *COPY_FORMATS):
+    if not isinstance(value, str) or format_key(value) not in ("", *COPY_FORMATS):
         raise ValueError(f"models.toml: {where}: optimize must be one of {COPY_FORMATS}")
-    return value.upper()
+    return format_key(value)
 
 
 _FAMILY_FLOATS = ("temperature", "top_p", "min_p", "single_temperature")

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ponder.catalog import format_key
 from ponder.copies import (
     CopyRecord,
     copies_dir,
@@ -81,7 +82,7 @@ Measure = Callable[[Path, str, int | None], Measurement]
 
 def normalize_format(name: str) -> str:
     """'q4_0' -> 'Q4_0', 'q4_0-pure' -> 'Q4_0_PURE'; 'auto' stays; else an InputError."""
-    upper = name.strip().upper().replace("-", "_")
+    upper = format_key(name)
     if upper == "AUTO":
         return "auto"
     if upper not in COPY_FORMATS:

@@ -109,6 +109,8 @@ def test_optimize_key_is_a_copy_format() -> None:
     head, tail = TOML.split('license = "mit"', 1)
     assert parse_registry(head + 'license = "mit"\noptimize = "q4_0"' + tail).get(
         "coder").optimize == "Q4_0"
+    assert parse_registry(head + 'license = "mit"\noptimize = "q4_0-pure"' + tail).get(
+        "coder").optimize == "Q4_0_PURE"
     with pytest.raises(ValueError, match="optimize must be one of"):
         parse_registry(head + 'license = "mit"\noptimize = "Q2_K"' + tail)
 
