@@ -8,9 +8,12 @@
 The model is loaded once. Every strategy solves the first K problems of FILE (JSON lines
 with `question` and `answer`) under each --budget, the same hard token cap for all of
 them; an answer is right when it is mathematically equivalent to the reference. Chain
-counts are sized to the budget (n = budget // CHAIN_TOKENS, at least 2, for vote and
-best-of-n; mcts iterations and beam steps high enough that the budget binds first) so
-that every strategy can spend it; `--set vote.n=8` overrides any option.
+counts are sized to the budget (n = budget // (CHAIN_TOKENS + answer_reserve), at least 2,
+for vote and best-of-n: the reserve each chain keeps back to state a forced answer comes out
+of the same budget, and chains cut short of their answer would lose votes; mcts iterations
+and beam steps high enough that the budget binds first) so that every strategy can spend
+it; `--set vote.n=8` overrides any option. Sampling is the model family's (models.toml), as
+`ponder ask` and `ponder eval` use it.
 Prints, per strategy and budget: accuracy with its 95% Wilson interval and n, mean tokens
 and seconds per question, prompt tokens the engine evaluated (prefill) and reused from the
 KV it held, per question; and for mcts the mean tree (nodes, depth, rollouts, iterations).
@@ -38,10 +41,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ponder.answers import equivalent  # noqa: E402
+from ponder.cli._engine import sampling_for  # noqa: E402
 from ponder.engines import EngineOptions, Loaded, load_engine  # noqa: E402
 from ponder.engines.base import Sampling  # noqa: E402
 from ponder.evaluation import wilson  # noqa: E402
 from ponder.runner import Plan, drain, make_plan, make_task, run_plan  # noqa: E402
+from ponder.strategies.options import ChainOptions  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "gsm8k-dev.jsonl"
 STRATEGIES = ["mcts", "beam", "vote", "best-of-n"]
@@ -64,6 +69,7 @@ class Outcome:
     run: dict[str, Any]
     evaluated: int = 0
     reused: int = 0
+    answer: str = ""
 
 
 class Recorder:
@@ -117,7 +123,7 @@ class Row:
 
 def options_for(strategy: str, budget: int, sets: dict[str, dict[str, str]]) -> dict[str, str]:
     """The strategy's options at `budget`: chain counts sized to it, then --set."""
-    chains = str(max(2, budget // CHAIN_TOKENS))
+    chains = str(max(2, budget // (CHAIN_TOKENS + ChainOptions.answer_reserve)))
     sized = {"vote": {"n": chains}, "best-of-n": {"n": chains},
              "mcts": {"iterations": str(max(12, budget // 100))},
              "beam": {"max_steps": str(max(12, budget // 100))}}.get(strategy, {})
@@ -137,7 +143,7 @@ def load_problems(path: Path, limit: int) -> list[Problem]:
 
 
 def solve(loaded: Loaded, plan: Plan, problem: Problem, seed: int, budget: int) -> Outcome:
-    sampling = Sampling(seed=seed, max_tokens=loaded.engine.context_length)
+    sampling = sampling_for(loaded, seed, None)
     task = make_task(problem.question, loaded, sampling, budget=budget)
     started = time.monotonic()
     result = drain(run_plan(task, plan))
@@ -145,13 +151,18 @@ def solve(loaded: Loaded, plan: Plan, problem: Problem, seed: int, budget: int) 
     evaluated, reused = (loaded.engine.prefill() if isinstance(loaded.engine, Recorder)
                          else (0, 0))
     return Outcome(equivalent(result.answer, problem.answer), result.completion_tokens,
-                   seconds, dict(result.settings), evaluated, reused)
+                   seconds, dict(result.settings), evaluated, reused, result.answer or "")
 
 
-def record_key(args: argparse.Namespace, i: int, problem: Problem, row: Row) -> str:
-    """What decides one outcome: model, problem, strategy, budget, settings and seed."""
+def record_key(args: argparse.Namespace, loaded: Loaded, i: int, problem: Problem, row: Row
+               ) -> str:
+    """What decides one outcome: model, problem, strategy, budget, settings, sampling
+    and seed."""
+    d = loaded.defaults
+    sampling = [d.temperature, d.top_p, d.top_k, d.min_p]
     return json.dumps([args.model, args.ctx, problem.question, row.strategy, row.budget,
-                       row.plan.settings(), args.seed + i], sort_keys=True, default=str)
+                       row.plan.settings(), sampling, args.seed + i], sort_keys=True,
+                      default=str)
 
 
 def read_records(path: str | None) -> dict[str, Outcome]:
@@ -192,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     kept = read_records(args.records)
     for i, problem in enumerate(problems):
         for row in rows:
-            key = record_key(args, i, problem, row)
+            key = record_key(args, loaded, i, problem, row)
             outcome = kept.get(key)
             if outcome is None:
                 outcome = solve(loaded, row.plan, problem, args.seed + i, row.budget)
