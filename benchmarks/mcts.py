@@ -44,7 +44,7 @@ from ponder.answers import equivalent  # noqa: E402
 from ponder.cli._engine import sampling_for  # noqa: E402
 from ponder.engines import EngineOptions, Loaded, load_engine  # noqa: E402
 from ponder.engines.base import Sampling  # noqa: E402
-from ponder.evaluation import wilson  # noqa: E402
+from ponder.evaluation import sign_test, wilson  # noqa: E402
 from ponder.runner import Plan, drain, make_plan, make_task, run_plan  # noqa: E402
 from ponder.strategies.options import ChainOptions  # noqa: E402
 
@@ -241,8 +241,25 @@ def report(args: argparse.Namespace, loaded: Loaded, rows: list[Row], load_at_st
     ]
     lines += [r.line() for r in rows]
     lines += [""] + [r.tree() for r in rows if r.strategy == "mcts"]
+    lines += paired(rows)
     lines.append(f"\ntotal {elapsed:.0f} s; load average now {_load()}")
     return "\n".join(lines)
+
+
+def paired(rows: list[Row]) -> list[str]:
+    """mcts against each other strategy at the same budget, problem by problem: the
+    problems only one of the two got right, and the sign test on them."""
+    lines = []
+    for tree in (r for r in rows if r.strategy == "mcts"):
+        for other in (r for r in rows if r.budget == tree.budget and r is not tree):
+            pairs = list(zip(tree.outcomes, other.outcomes, strict=True))
+            only_tree = sum(a.correct and not b.correct for a, b in pairs)
+            only_other = sum(b.correct and not a.correct for a, b in pairs)
+            lines.append(f"mcts vs {other.strategy} at {tree.budget}: right only with mcts "
+                         f"{only_tree}, only with {other.strategy} {only_other}, both "
+                         f"{sum(a.correct and b.correct for a, b in pairs)} of {len(pairs)} "
+                         f"(sign test p={sign_test(only_tree, only_other):.2f})")
+    return lines
 
 
 def _load() -> str:

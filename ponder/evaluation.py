@@ -33,6 +33,17 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, center - half), min(1.0, center + half)
 
 
+def sign_test(only_a: int, only_b: int) -> float:
+    """Two-sided exact sign test on paired outcomes: the chance, if neither side were better,
+    of a split at least as uneven as `only_a` problems right only with A against `only_b`
+    right only with B (problems both got right or both missed say nothing). 1.0 with none."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"need counts >= 0, got {only_a} and {only_b}")
+    n = only_a + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / (1 << n)
+    return min(1.0, 2 * tail)
+
+
 @dataclass(frozen=True)
 class Summary:
     """The statistics of one configuration's records."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.evaluation import Summary, latest, summarize, summarize_all, wilson
+from ponder.evaluation import Summary, latest, sign_test, summarize, summarize_all, wilson
 from tests.conftest import rec
 
 
@@ -17,6 +17,23 @@ def test_wilson_interval_known_values(k: int, n: int, low: float, high: float) -
     lo, hi = wilson(k, n)
     assert lo == pytest.approx(low, abs=1e-4)
     assert hi == pytest.approx(high, abs=1e-4)
+
+
+@pytest.mark.parametrize(("a", "b", "p"), [
+    (6, 3, 0.5078125),     # 2 * (1 + 9 + 36 + 84) / 512
+    (3, 6, 0.5078125),     # symmetric
+    (14, 7, 0.18924713),   # 2 * P(X <= 7), X ~ Bin(21, 1/2)
+    (10, 0, 0.001953125),  # 2 / 1024
+    (4, 4, 1.0),           # an even split is capped at 1
+    (0, 0, 1.0),           # no discordant pairs: no evidence
+])
+def test_sign_test_known_values(a: int, b: int, p: float) -> None:
+    assert sign_test(a, b) == pytest.approx(p, rel=1e-6)
+
+
+def test_sign_test_rejects_negative_counts() -> None:
+    with pytest.raises(ValueError):
+        sign_test(-1, 2)
 
 
 def test_wilson_rejects_empty_samples() -> None:
