@@ -149,7 +149,8 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="registry id or GGUF path")
     ap.add_argument("--n", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--formats", nargs="+", default=["download", "q4_0", "q8_0"],
-                    help="download and/or formats to requantize the download into")
+                    help="formats to requantize the download into; the download and the "
+                         "model's default format (models.toml `optimize`) always run")
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=None, help="default: free cores")
     ap.add_argument("--repeat", type=int, default=1,
@@ -165,8 +166,12 @@ def main() -> None:
 
     resolved = resolve_model(opts.model)  # the download: never an optimized copy
     default = resolved.entry.optimize if resolved.entry else ""
+    formats = list(opts.formats)  # the download and the default always run: the last line
+    for needed in ("download", default):
+        if needed and needed.lower() not in {f.lower().replace("-", "_") for f in formats}:
+            formats.insert(0 if needed == "download" else 1, needed)
     with tempfile.TemporaryDirectory(prefix="ponder-formats-") as tmp:
-        files = make_formats(resolved.path, opts.formats, Path(tmp), opts.threads)
+        files = make_formats(resolved.path, formats, Path(tmp), opts.threads)
         run(files, default or "download", opts.n, opts.tokens, opts.threads,
             max(1, opts.repeat))
 
@@ -234,7 +239,8 @@ def run(files: dict[str, Path], default: str, ns: list[int], tokens: int,
 
 def report(results: dict[tuple[str, int], tuple[dict[str, Any], dict[str, Any]]],
            files: dict[str, Path], default: str, ns: list[int], repeat: int) -> None:
-    header = (f"{'format':<8} {'N':>3} | {'seq tok/s':>9} {'seq RSS':>8} | {'par tok/s':>9} "
+    width = max(8, *(len(name) for name in files))
+    header = (f"{'format':<{width}} {'N':>3} | {'seq tok/s':>9} {'seq RSS':>8} | {'par tok/s':>9} "
               f"{'par prompt':>10} {'par RSS':>8} | {'speedup':>7} {'vs dl seq':>9} | "
               f"{'py overhead':>11}")
     print(header)
@@ -246,7 +252,7 @@ def report(results: dict[tuple[str, int], tuple[dict[str, Any], dict[str, Any]]]
             seq_rate, par_rate = rate(seq), rate(par)
             vs_dl = f"{par_rate / rate(dl_seq):>8.2f}x" if dl_seq else f"{'-':>9}"
             overhead = (par["step_s"] - par["decode_s"]) / max(par["decode_s"], 1e-9)
-            print(f"{name:<8} {n:>3} | {seq_rate:>9.1f} {seq['rss_mib']:>6.0f}Mi | "
+            print(f"{name:<{width}} {n:>3} | {seq_rate:>9.1f} {seq['rss_mib']:>6.0f}Mi | "
                   f"{par_rate:>9.1f} {par['prompt_evaluated']:>10} {par['rss_mib']:>6.0f}Mi | "
                   f"{par_rate / seq_rate:>6.2f}x {vs_dl} | {100 * overhead:>10.1f}%")
     print()

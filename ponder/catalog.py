@@ -25,10 +25,16 @@ from ponder.errors import ModelNotFoundError
 Thinking = Literal["native", "prompted"]
 SourceKind = Literal["hf", "pypi"]
 
-COPY_FORMATS = ("Q4_0", "Q4_0_PURE", "Q8_0")
-"""Formats `ponder models optimize` can requantize a model into. ``Q4_0_PURE`` is llama.cpp's
-``--pure``: every tensor in Q4_0, the output layer included (plain ``Q4_0`` keeps it at
-Q6_K/Q8_0)."""
+COPY_FORMATS = (
+    "IQ4_NL_MIX", "OUT_IQ4_NL", "Q4_0", "Q4_0_OUT_IQ4_NL", "Q4_0_PURE", "IQ4_NL_PURE", "Q8_0",
+)
+"""Formats `ponder models optimize` can requantize a model into (made by
+:mod:`ponder.requantize`). Plain ``Q4_0`` keeps the output layer at Q6_K, or Q8_0 where the
+model's width is no multiple of 256 (Qwen2.5-0.5B, SmolLM2), and on small models that layer is
+a large share of each decode step: ``Q4_0_OUT_IQ4_NL`` puts it in IQ4_NL, ``Q4_0_PURE`` (llama.cpp's
+``--pure``) and ``IQ4_NL_PURE`` put every tensor in one 4-bit type. ``OUT_IQ4_NL`` keeps every
+tensor of the download but the output layer; ``IQ4_NL_MIX`` also moves its Q5_0 tensors to
+IQ4_NL."""
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
@@ -277,10 +283,17 @@ def format_key(name: str) -> str:
     return name.strip().upper().replace("-", "_")
 
 
+def format_label(fmt: str) -> str:
+    """A copy format as a person writes it: 'Q4_0_OUT_IQ4_NL' -> 'q4_0-out-iq4_nl'."""
+    label = fmt.lower().replace("_pure", "-pure").replace("_mix", "-mix").replace("_out_", "-out-")
+    return "out-" + label.removeprefix("out_") if label.startswith("out_") else label
+
+
 def _optimize_format(raw: dict[str, Any], where: str) -> str:
     value = raw.get("optimize", "")
     if not isinstance(value, str) or format_key(value) not in ("", *COPY_FORMATS):
-        raise ValueError(f"models.toml: {where}: optimize must be one of {COPY_FORMATS}")
+        choices = ", ".join(format_label(f) for f in COPY_FORMATS)
+        raise ValueError(f"models.toml: {where}: optimize must be one of {choices}")
     return format_key(value)
 
 

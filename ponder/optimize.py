@@ -15,7 +15,6 @@ as the original, less one (a single greedy flip is within noise).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import hashlib
 import os
@@ -25,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.catalog import format_key
+from ponder.catalog import format_key, format_label
 from ponder.copies import (
     CopyRecord,
     copies_dir,
@@ -34,8 +33,9 @@ from ponder.copies import (
     remove_record,
     write_record,
 )
-from ponder.errors import EngineError, InputError
+from ponder.errors import InputError
 from ponder.registry import COPY_FORMATS, ModelEntry
+from ponder.requantize import quantize
 
 CHECKS: tuple[tuple[str, str], ...] = (
     ("What is 17 + 25?", "42"),
@@ -52,15 +52,14 @@ CHECK_SYSTEM = "Answer with the number only."
 SPEED_PROMPT = "Write a short story about a lighthouse keeper."
 SPEED_SEQUENCES = 4
 SPEED_TOKENS = 40
-AUTO_FORMATS = ("Q4_0", "Q8_0")
-"""The formats ``auto`` tries. Not ``Q4_0_PURE``: its Q4_0 output layer cost Qwen2.5-Coder-0.5B
-7 points of greedy GSM8K accuracy (benchmarks/results/formats-qwen0.5b-pure.txt), a loss the
-short check cannot see, so it is made only when asked for by name."""
+AUTO_FORMATS = ("Q4_0", "IQ4_NL_MIX", "Q8_0")
+"""The formats ``auto`` tries. Not the pure ones, nor ``Q4_0_OUT_IQ4_NL``: every tensor in 4
+bits cost Qwen2.5-Coder-0.5B 7 to 9 points of greedy GSM8K accuracy on 100 problems
+(benchmarks/results/formats-qwen0.5b.txt), a loss the short check cannot see, so they are made
+only when asked for by name."""
+
 ALLOWED_MISSES = 1
 """How many fewer checks than the original a copy may answer right and still pass."""
-
-_LOG_CALLBACK: Any = None
-
 
 @dataclass(frozen=True)
 class Measurement:
@@ -86,50 +85,12 @@ def normalize_format(name: str) -> str:
     if upper == "AUTO":
         return "auto"
     if upper not in COPY_FORMATS:
-        choices = ", ".join(f.lower().replace("_pure", "-pure") for f in COPY_FORMATS)
+        choices = ", ".join(format_label(f) for f in COPY_FORMATS)
         raise InputError(f"unknown format {name!r}", f"choose from {choices} or auto")
     return upper
 
 
 # --------------------------------------------------------------------------- making copies
-
-
-def _quiet_llama() -> Any:
-    """Silence llama.cpp's log (quantizing prints a line per tensor)."""
-    global _LOG_CALLBACK
-    import llama_cpp
-
-    if _LOG_CALLBACK is None:
-
-        @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
-        def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            return None
-
-        _LOG_CALLBACK = _quiet
-    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
-    return llama_cpp
-
-
-def quantize(src: Path, dst: Path, fmt: str, threads: int | None = None) -> None:
-    """Write ``src`` requantized to ``fmt`` at ``dst`` (atomically) with llama.cpp."""
-    llama_cpp = _quiet_llama()
-    params = llama_cpp.llama_model_quantize_default_params()
-    base = fmt.removesuffix("_PURE")
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{base}")
-    params.pure = fmt.endswith("_PURE")
-    params.allow_requantize = True
-    params.nthread = threads or 0
-    partial = dst.with_name(dst.name + ".partial")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        rc = llama_cpp.llama_model_quantize(
-            str(src).encode(), str(partial).encode(), ctypes.byref(params)
-        )
-        if rc != 0 or not partial.is_file():
-            raise EngineError(f"llama.cpp could not requantize {src.name} to {fmt} (code {rc})")
-        os.replace(partial, dst)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def sha256_of(path: Path) -> str:

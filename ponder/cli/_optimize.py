@@ -25,10 +25,13 @@ from ponder.sources import verify
 ModelArg = Annotated[str, typer.Argument(help="Model id or alias (see `ponder models list`).")]
 FormatOpt = Annotated[
     str | None,
-    typer.Option("--format", help="q4_0, q8_0, q4_0-pure (the output layer in Q4_0 too: "
-                 "fastest, but it can cost accuracy), or auto: measure q4_0 and q8_0 here and "
-                 "keep the fastest that passes a short accuracy check \\[default: the format "
-                 "the registry names for the model, else auto].", show_default=False),
+    typer.Option("--format", help="iq4_nl-mix (the download's Q5_0 tensors and its output "
+                 "layer in IQ4_NL, every other tensor as downloaded), out-iq4_nl (the output "
+                 "layer only), q4_0, q4_0-out-iq4_nl, q4_0-pure, iq4_nl-pure (every tensor in "
+                 "4 bits: fastest, but they can cost accuracy), q8_0, or auto: measure q4_0, "
+                 "iq4_nl-mix and q8_0 here and keep the fastest that passes a short accuracy "
+                 "check \\[default: the format the registry names for the model, else auto].",
+                 show_default=False),
 ]
 RemoveOpt = Annotated[
     bool, typer.Option("--remove", help="Delete the optimized copy; engines run the download.")

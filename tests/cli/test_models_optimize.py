@@ -92,14 +92,14 @@ def test_optimize_remove_runs_the_download_again() -> None:
 
 def test_optimize_auto_reports_each_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
     fixtures.install_original()
-    rates = {"Q4_K_M": 40, "Q4_0": 80, "Q8_0": 50}
+    rates = {"Q4_K_M": 40, "Q4_0": 80, "IQ4_NL_MIX": 70, "Q8_0": 50}
     monkeypatch.setattr(optimize, "measure", lambda p, fmt, t=None: optimize.Measurement(
         fmt, 1.0, rates[fmt], 5, 8))
     result = runner.invoke(models_cli.app, ["optimize", "coder"])  # no registry choice: auto
     assert result.exit_code == 0, result.output
     assert "kept the Q4_0 copy" in result.stdout
     assert [line.split()[0] for line in result.stderr.splitlines() if "checks right" in line] \
-        == ["Q4_K_M", "Q4_0", "Q8_0"]
+        == ["Q4_K_M", "Q4_0", "IQ4_NL_MIX", "Q8_0"]
 
 
 def test_optimize_needs_the_download_and_a_known_format() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ponder.optimize as optimize
+from ponder.catalog import COPY_FORMATS, format_label
 from ponder.config import models_dir
 from ponder.copies import copies_dir, read_record
 from ponder.errors import InputError
@@ -52,6 +53,7 @@ def test_normalize_format() -> None:
     assert normalize_format("q4_0") == "Q4_0"
     assert normalize_format(" Auto ") == "auto"
     assert normalize_format("q4_0-pure") == normalize_format("Q4_0_PURE") == "Q4_0_PURE"
+    assert normalize_format("q4_0-out-iq4_nl") == "Q4_0_OUT_IQ4_NL"
     with pytest.raises(InputError, match="unknown format 'q2_k'"):
         normalize_format("q2_k")
 
@@ -85,9 +87,9 @@ def test_auto_keeps_the_fastest_copy_that_passes(entry: ModelEntry,
     original = fixtures.install_original()
     seen: list[str] = []
     result = auto(entry, original, measure_fn=measured(
-        {"Q4_K_M": (6, 50.0), "Q4_0": (3, 90.0), "Q8_0": (6, 60.0)}),
+        {"Q4_K_M": (6, 50.0), "Q4_0": (3, 90.0), "IQ4_NL_MIX": (6, 55.0), "Q8_0": (6, 60.0)}),
         report=lambda m: seen.append(m.format))
-    assert seen == ["Q4_K_M", "Q4_0", "Q8_0"]  # a pure copy only when asked for by name
+    assert seen == ["Q4_K_M", "Q4_0", "IQ4_NL_MIX", "Q8_0"]  # pure copies only by name
     assert result.kept is not None and result.kept.format == "Q8_0"  # Q4_0 failed the check
     assert read_record("coder") == result.kept
     assert [m["format"] for m in result.kept.measurements["auto"]] == seen
@@ -100,7 +102,7 @@ def test_auto_keeps_nothing_when_the_download_is_fastest(entry: ModelEntry,
     original = fixtures.install_original()
     make_copy(entry, original, "Q4_0")
     result = auto(entry, original, measure_fn=measured(
-        {"Q4_K_M": (6, 90.0), "Q4_0": (6, 80.0), "Q8_0": (6, 60.0)}))
+        {"Q4_K_M": (6, 90.0), "Q4_0": (6, 80.0), "IQ4_NL_MIX": (6, 85.0), "Q8_0": (6, 60.0)}))
     assert result.kept is None
     assert read_record("coder") is None
     assert not any(copies_dir().iterdir())
@@ -126,6 +128,26 @@ def test_real_requantized_copy_loads_and_answers(tmp_path: Path) -> None:
     assert out.tokens > 0
     measurement = optimize.measure(copy, "Q8_0", threads=1)
     assert measurement.total == len(optimize.CHECKS) and measurement.tokens > 0
+
+
+def test_every_format_reads_back_from_its_label() -> None:
+    assert format_label("Q4_0_OUT_IQ4_NL") == "q4_0-out-iq4_nl"
+    assert all(normalize_format(format_label(fmt)) == fmt for fmt in COPY_FORMATS)
+
+
+@pytest.mark.integration
+def test_an_out_copy_writes_the_output_layer_in_the_named_type(tmp_path: Path) -> None:
+    """Q4_0_OUT_IQ4_NL: the body in Q4_0, the output layer (SmolLM2's tied embedding) in
+    IQ4_NL, llama.cpp's non-linear 4.5-bit type."""
+    import gguf
+
+    from ponder.optimize import quantize
+
+    copy = tmp_path / "copy.gguf"
+    quantize(smollm2_path(), copy, "Q4_0_OUT_IQ4_NL", threads=1)
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(copy).tensors}
+    assert types["token_embd.weight"] == "IQ4_NL"
+    assert types["blk.0.attn_q.weight"] == types["blk.0.ffn_down.weight"] == "Q4_0"
 
 
 @pytest.mark.integration
