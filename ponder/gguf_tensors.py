@@ -29,8 +29,13 @@ class _InitParams(ctypes.Structure):
 
 
 def _lib() -> Any:
-    from llama_cpp._ggml import libggml as lib
-
+    """llama-cpp-python's libggml (its GGUF functions come from libggml-base, which it loads),
+    with the signatures of the few GGUF functions used here."""
+    try:
+        from llama_cpp._ggml import libggml as lib
+    except (ImportError, AttributeError, OSError) as err:
+        raise EngineError("this llama-cpp-python does not expose ggml's GGUF reader",
+                          "use a format of llama.cpp's own mix (q4_0, q8_0, ...)") from err
     if not getattr(lib, "_ponder_gguf", False):
         lib.gguf_init_from_file.restype = ctypes.c_void_p
         lib.gguf_init_from_file.argtypes = [ctypes.c_char_p, _InitParams]

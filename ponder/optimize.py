@@ -61,6 +61,7 @@ much or more and are made only when asked for by name."""
 ALLOWED_MISSES = 1
 """How many fewer checks than the original a copy may answer right and still pass."""
 
+
 @dataclass(frozen=True)
 class Measurement:
     """One file's run of the fixed workload: the checks, then a batched generation."""
