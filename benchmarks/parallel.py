@@ -162,14 +162,15 @@ def main() -> None:
         result = WORKERS[opts.worker](Path(opts.model), json.loads(opts.payload))
         print(json.dumps(result))
         return
+    from ponder.catalog import format_key
     from ponder.registry import resolve_model
 
     resolved = resolve_model(opts.model)  # the download: never an optimized copy
     default = resolved.entry.optimize if resolved.entry else ""
     formats = list(opts.formats)  # the download and the default always run: the last line
-    for needed in ("download", default):
-        if needed and needed.lower() not in {f.lower().replace("-", "_") for f in formats}:
-            formats.insert(0 if needed == "download" else 1, needed)
+    for at, needed in enumerate(("DOWNLOAD", default)):
+        if needed and needed not in {format_key(f) for f in formats}:
+            formats.insert(at, needed)
     with tempfile.TemporaryDirectory(prefix="ponder-formats-") as tmp:
         files = make_formats(resolved.path, formats, Path(tmp), opts.threads)
         run(files, default or "download", opts.n, opts.tokens, opts.threads,
