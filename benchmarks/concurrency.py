@@ -35,7 +35,7 @@ from ponder import batch  # noqa: E402
 from ponder.cli._engine import sampling_for  # noqa: E402
 from ponder.engines import EngineOptions, Loaded, load_engine  # noqa: E402
 from ponder.problems import Problem, load_problems  # noqa: E402
-from ponder.records import RecordWriter  # noqa: E402
+from ponder.records import Record, RecordWriter  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "gsm8k-dev.jsonl"
@@ -45,7 +45,7 @@ DATA = ROOT.parent / "shared" / "data" / "gsm8k-dev.jsonl"
 class Row:
     concurrency: int
     seconds: float
-    records: list[dict[str, Any]]
+    records: list[Record]
     figures: dict[str, float]
 
     @property
@@ -79,7 +79,8 @@ class StepCounter:
 
     def __init__(self, engine: Any) -> None:
         self.stats: list[Any] = []
-        self.reset()
+        self.calls = self.tokens = 0
+        self.decode_s = self.prefill_s = 0.0
         context, slots = engine.context, engine.slots
         start, decode, prefill = engine.start, context.decode, slots.prefill
 

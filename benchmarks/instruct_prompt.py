@@ -21,7 +21,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -32,7 +31,7 @@ from ponder.engines import EngineOptions, Loaded, load_engine  # noqa: E402
 from ponder.engines.base import Sampling  # noqa: E402
 from ponder.evaluation import wilson  # noqa: E402
 from ponder.problems import Problem, load_problems  # noqa: E402
-from ponder.records import RecordWriter  # noqa: E402
+from ponder.records import Record, RecordWriter  # noqa: E402
 from ponder.runner import make_plan  # noqa: E402
 
 TAGS = thinking.PROMPTED_SYSTEM
@@ -42,7 +41,7 @@ VARIANTS = {"system": (TAGS, ""), "prefill": (TAGS, "<think>\n"),
 
 
 def run_variant(loaded: Loaded, system: str, prefix: str, problems: list[Problem],
-                cap: int, workers: int, out: Path | None) -> list[dict[str, Any]]:
+                cap: int, workers: int, out: Path | None) -> list[Record]:
     thinking.PROMPTED_SYSTEM = system
     variant = dataclasses.replace(
         loaded, defaults=dataclasses.replace(loaded.defaults, assistant_prefix=prefix))
@@ -57,7 +56,7 @@ def run_variant(loaded: Loaded, system: str, prefix: str, problems: list[Problem
         writer.close()
 
 
-def summary(name: str, records: list[dict[str, Any]], seconds: float) -> str:
+def summary(name: str, records: list[Record], seconds: float) -> str:
     n = len(records)
     right = sum(bool(r["correct"]) for r in records)
     lo, hi = wilson(right, n)

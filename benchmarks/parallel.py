@@ -80,6 +80,8 @@ def work_engine(model: Path, args: dict[str, Any]) -> dict[str, Any]:
     elapsed = time.perf_counter() - t0
     st = engine.last_stats
     engine.close()
+    if st is None:
+        raise RuntimeError("the engine reported no statistics for the timed run")
     return {
         "tokens": sum(c.tokens for c in out), "seconds": elapsed,
         "prompt_tokens": st.prompt_tokens,
@@ -180,7 +182,8 @@ def main() -> None:
 def make_formats(download: Path, formats: list[str], tmp: Path,
                  threads: int | None) -> dict[str, Path]:
     """{"download": the file, "Q4_0": a requantized copy, ...} in the order asked."""
-    from ponder.optimize import normalize_format, quantize
+    from ponder.optimize import normalize_format
+    from ponder.requantize import quantize
 
     files: dict[str, Path] = {}
     for name in formats:
